@@ -1,0 +1,38 @@
+-- Plain Lua: every call blocks inside libcurl until it is done.
+local core = require("llamacloud.core")
+
+local M = {}
+
+M.now = core.now
+M.sleep = core.sleep
+
+function M.bind(ud)
+  local wait = require("llamacloud.wait")
+  local batches = {}
+  function batches.get(id, opts)
+    local batch, err = ud:get(id, opts)
+    return batch, err
+  end
+  function batches.wait(id, opts)
+    return wait.wait(M, ud, id, opts)
+  end
+  function batches.get_many(ids, opts)
+    return wait.get_many(M, ud, ids, opts)
+  end
+  function batches.wait_many(ids, opts)
+    return wait.wait_many(M, ud, ids, opts)
+  end
+  batches.outcomes = wait.outcomes
+  return batches
+end
+
+function M.get(ud, id, opts, want_raw)
+  return ud:get(id, opts, want_raw)
+end
+
+-- One step of a multi, blocking in libcurl's poll for up to max_wait seconds.
+function M.step(multi, max_wait)
+  return multi:step(max_wait)
+end
+
+return M

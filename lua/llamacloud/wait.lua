@@ -1,0 +1,337 @@
+-- wait, get_many, wait_many and outcomes: the poll loop, its backoff and on_poll, written once for every host.
+-- A host gives now(), sleep(s), get(ud, id, opts) and step(multi, max_wait); blocking hosts block in
+-- them, event-loop hosts yield inside them.
+local core = require("llamacloud.core")
+
+local M = {}
+
+local DEFAULT_INTERVAL = 1.0
+local DEFAULT_MAX_INTERVAL = 5.0
+local DEFAULT_TIMEOUT = 7200
+local DEFAULT_BACKOFF = "linear"
+local DEFAULT_CONCURRENCY = 16
+
+M.DEFAULTS = {
+  interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
+  backoff = DEFAULT_BACKOFF, concurrency = DEFAULT_CONCURRENCY,
+}
+
+local TERMINAL = { COMPLETED = true, FAILED = true, CANCELLED = true }
+M.TERMINAL = TERMINAL
+
+local GET_KEYS = { expand = true, organization_id = true, project_id = true, max_retries = true,
+                   headers = true, extra_query = true }
+local WAIT_KEYS = { interval = true, max_interval = true, backoff = true, timeout = true,
+                    request_timeout = true, on_poll = true }
+local BACKOFFS = { linear = true, exponential = true, constant = true }
+
+-- Errors that get has already retried and that may clear up: the wait goes on past them.
+local function transient(err)
+  local name = err.name
+  if name == "APIConnectionError" or name == "APITimeoutError" or name == "RateLimitError"
+      or name == "InternalServerError" or name == "ConflictError" then
+    return true
+  end
+  return err.status == 408
+end
+M.transient = transient
+
+local function positive(v, name, fn)
+  if type(v) ~= "number" or not (v > 0) or v == math.huge then
+    error("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds", 3)
+  end
+  return v
+end
+
+local function concurrency_of(v, fn)
+  if v == nil then return DEFAULT_CONCURRENCY end
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v > 10000 then
+    error("llamacloud: " .. fn .. ": option 'concurrency' must be a whole number from 1 to 10000", 3)
+  end
+  return v
+end
+
+-- Splits opts into get's own options and the wait settings, raising on anything unknown or wrong.
+local function parse(opts, fn, waiting, many)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")", 3)
+  end
+  opts = opts or {}
+  local get_opts, w = {}, {}
+  for k, v in pairs(opts) do
+    if GET_KEYS[k] then
+      get_opts[k] = v
+    elseif waiting and WAIT_KEYS[k] then
+      w[k] = v
+    elseif many and k == "concurrency" then
+      w[k] = v
+    elseif not waiting and k == "timeout" then
+      get_opts[k] = v
+    else
+      error("llamacloud: " .. fn .. ": unknown option '" .. tostring(k) .. "'", 3)
+    end
+  end
+  if waiting then
+    w.interval = w.interval == nil and DEFAULT_INTERVAL or positive(w.interval, "interval", fn)
+    w.max_interval = w.max_interval == nil and math.max(DEFAULT_MAX_INTERVAL, w.interval)
+      or positive(w.max_interval, "max_interval", fn)
+    w.timeout = w.timeout == nil and DEFAULT_TIMEOUT or positive(w.timeout, "timeout", fn)
+    if w.request_timeout ~= nil then get_opts.timeout = positive(w.request_timeout, "request_timeout", fn) end
+    w.backoff = w.backoff == nil and DEFAULT_BACKOFF or w.backoff
+    if not BACKOFFS[w.backoff] then
+      error("llamacloud: " .. fn .. ": option 'backoff' must be \"linear\", \"exponential\" or \"constant\"", 3)
+    end
+    if w.on_poll ~= nil and type(w.on_poll) ~= "function" then
+      error("llamacloud: " .. fn .. ": option 'on_poll' must be a function", 3)
+    end
+  end
+  if many then w.concurrency = concurrency_of(w.concurrency, fn) end
+  return get_opts, w
+end
+
+local function check_ids(ids, fn)
+  if type(ids) ~= "table" then
+    error("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")", 3)
+  end
+  local n = #ids
+  for k in pairs(ids) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
+      error("llamacloud: " .. fn .. ": ids must be a list of batch ids", 3)
+    end
+  end
+  return n
+end
+
+-- Builds every request first, so that a bad id or option raises before anything is sent.
+local function requests_for(ud, ids, get_opts, fn, want_raw)
+  local reqs = {}
+  for i = 1, check_ids(ids, fn) do
+    local id = ids[i]
+    if type(id) ~= "string" then
+      error("llamacloud: " .. fn .. ": ids[" .. i .. "] must be a string (got " .. type(id) .. ")", 3)
+    end
+    reqs[i] = ud:request(id, get_opts, want_raw)
+  end
+  return reqs
+end
+
+-- Seconds to sleep after poll number n (1-based).
+local function interval_after(w, n)
+  local d
+  if w.backoff == "constant" then
+    d = w.interval
+  elseif w.backoff == "linear" then
+    d = w.interval * n
+  else
+    d = w.interval * 2 ^ (n - 1)
+  end
+  return math.min(d, w.max_interval)
+end
+M.interval_after = interval_after
+
+local function polling_error(id, batch)
+  return core.error("PollingError", "batch " .. id .. " ended " .. tostring(batch.status), { batch = batch })
+end
+
+local function timeout_error(id, batch, timeout)
+  local where = batch and (" (last status " .. tostring(batch.status) .. ")") or ""
+  return core.error("PollingTimeoutError",
+    "batch " .. id .. " did not finish within " .. timeout .. " s" .. where, { batch = batch })
+end
+
+local function cancelled_error(id, batch)
+  return core.error("PollingCancelled", "waiting for batch " .. id .. " was stopped by on_poll",
+    { batch = batch })
+end
+
+-- The verdict on one poll: "done", "error" (both final) or "again".
+local function judge(batch, err)
+  if batch then
+    if TERMINAL[batch.status] then return "done" end
+    return "again"
+  end
+  if transient(err) then return "again" end
+  return "error"
+end
+
+local function final_result(id, batch)
+  if batch.status == "COMPLETED" then return batch end
+  return nil, polling_error(id, batch)
+end
+
+-- want_raw (for the command line) also returns the body's text after the result.
+function M.wait(host, ud, id, opts, want_raw)
+  local get_opts, w = parse(opts, "wait", true, false)
+  local start = host.now()
+  local last, attempt = nil, 0
+  while true do
+    attempt = attempt + 1
+    local batch, err, hint, raw = host.get(ud, id, get_opts, want_raw)
+    local verdict = judge(batch, err)
+    if verdict == "error" then return nil, err end
+    last = batch or last
+    local elapsed = host.now() - start
+    if w.on_poll then
+      local go_on = w.on_poll(batch, { attempt = attempt, elapsed = elapsed, err = err })
+      if go_on == false and verdict ~= "done" then return nil, cancelled_error(id, last) end
+    end
+    if verdict == "done" then
+      local b, e = final_result(id, batch)
+      return b, e, raw
+    end
+    if elapsed >= w.timeout then return nil, timeout_error(id, last, w.timeout) end
+    local pause = interval_after(w, attempt)
+    if hint and hint > pause then pause = hint end
+    host.sleep(math.min(pause, w.timeout - elapsed))
+  end
+end
+
+-- Runs each request of reqs on one multi; calls on_done(i, batch, err, hint) as each ends.
+local function run_all(host, multi, reqs, on_done)
+  local index = {}
+  for i = 1, #reqs do
+    index[reqs[i]] = i
+    multi:add(reqs[i])
+  end
+  local left = #reqs
+  local finished, next_wait = host.step(multi, 0)
+  while true do
+    if finished then
+      for k = 1, #finished do
+        local req = finished[k]
+        local batch, err, hint, raw = req:result()
+        left = left - 1
+        on_done(index[req], batch, err, hint, raw)
+      end
+    end
+    if left == 0 or not next_wait then return end
+    finished, next_wait = host.step(multi, next_wait)
+  end
+end
+
+function M.get_many(host, ud, ids, opts, want_raw)
+  local get_opts, w = parse(opts, "get_many", false, true)
+  local reqs = requests_for(ud, ids, get_opts, "get_many", want_raw)
+  local out = {}
+  for i = 1, #reqs do out[i] = {} end
+  local multi = ud:multi(w.concurrency)
+  run_all(host, multi, reqs, function(i, batch, err, _, raw)
+    out[i].batch, out[i].err, out[i].raw = batch, err, raw
+  end)
+  multi:close()
+  return out
+end
+
+function M.wait_many(host, ud, ids, opts, want_raw)
+  local get_opts, w = parse(opts, "wait_many", true, true)
+  local n = check_ids(ids, "wait_many")
+  requests_for(ud, ids, get_opts, "wait_many") -- every id checked before the first request
+  local start = host.now()
+  local deadline = start + w.timeout
+  local multi = ud:multi(w.concurrency)
+  local out, state, by_req = {}, {}, {}
+  local pending, stopped = n, false
+  for i = 1, n do
+    out[i] = {}
+    state[i] = { next_at = start, attempt = 0 }
+  end
+
+  local function finish(i, batch, err)
+    out[i].batch, out[i].err = batch, err
+    state[i].done = true
+    pending = pending - 1
+  end
+
+  local function on_result(i, batch, err, hint, raw)
+    local s = state[i]
+    local verdict = judge(batch, err)
+    s.last = batch or s.last
+    if verdict == "error" then return finish(i, nil, err) end
+    local now = host.now()
+    if w.on_poll and not stopped then
+      local go_on = w.on_poll(batch, { attempt = s.attempt, elapsed = now - start, err = err,
+                                       id = ids[i], index = i })
+      if go_on == false then stopped = true end
+    end
+    if verdict == "done" then
+      local _, e = final_result(ids[i], batch)
+      out[i].raw = raw
+      return finish(i, batch, e)
+    end
+    local pause = interval_after(w, s.attempt)
+    if hint and hint > pause then pause = hint end
+    s.next_at = now + pause
+  end
+
+  while pending > 0 do
+    local now = host.now()
+    if stopped or now >= deadline then
+      for i = 1, n do
+        if not state[i].done then
+          local s = state[i]
+          finish(i, s.last, stopped and cancelled_error(ids[i], s.last) or timeout_error(ids[i], s.last, w.timeout))
+        end
+      end
+      break
+    end
+    local soonest = deadline
+    for i = 1, n do
+      local s = state[i]
+      if not s.done and not s.req then
+        if s.next_at <= now then
+          s.attempt = s.attempt + 1
+          s.req = ud:request(ids[i], get_opts, want_raw)
+          by_req[s.req] = i
+          multi:add(s.req)
+        elseif s.next_at < soonest then
+          soonest = s.next_at
+        end
+      end
+    end
+    local finished, next_wait = host.step(multi, 0)
+    if not finished then
+      local pause = soonest - host.now()
+      if next_wait and next_wait < pause then pause = next_wait end
+      if pause > 0 then finished = host.step(multi, pause) end
+    end
+    if finished then
+      for k = 1, #finished do
+        local req = finished[k]
+        local i = by_req[req]
+        by_req[req] = nil
+        state[i].req = nil
+        local batch, err, hint, raw = req:result()
+        on_result(i, batch, err, hint, raw)
+      end
+    end
+  end
+  multi:close()
+  return out
+end
+
+-- Sorts an expanded batch's results into files that got a job, files whose mapping failed
+-- and files with neither yet.
+function M.outcomes(batch)
+  if type(batch) ~= "table" then
+    error("llamacloud: outcomes: batch must be a table (got " .. type(batch) .. ")", 2)
+  end
+  local jobs, failed, unmapped = {}, {}, {}
+  local results = batch.results
+  if type(results) == "table" then
+    for i = 1, #results do
+      local r = results[i]
+      if type(r) == "table" then
+        if r.error_message then
+          failed[#failed + 1] = r
+        elseif type(r.job_reference) == "table" then
+          jobs[#jobs + 1] = r
+        else
+          unmapped[#unmapped + 1] = r
+        end
+      end
+    end
+  end
+  return { jobs = jobs, failed = failed, unmapped = unmapped }
+end
+
+return M

@@ -1,0 +1,88 @@
+/* Lua 5.1-5.4 and LuaJIT differences: the only file that tests LUA_VERSION_NUM. */
+#ifndef LC_COMPAT_H
+#define LC_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#if defined(__has_include)
+#if __has_include(<luajit.h>)
+#include <luajit.h>
+#endif
+#endif
+
+/* Shims are lc_-prefixed so nothing clashes with what LuaJIT exports. */
+#if LUA_VERSION_NUM >= 503
+#define LC_HAS_INTEGERS 1
+#else
+#define LC_HAS_INTEGERS 0
+#endif
+
+#if LUA_VERSION_NUM >= 502
+#define lc_rawlen(L, i) lua_rawlen((L), (i))
+#define lc_absindex(L, i) lua_absindex((L), (i))
+#define lc_testudata(L, i, t) luaL_testudata((L), (i), (t))
+#define lc_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
+#else
+#define lc_rawlen(L, i) lua_objlen((L), (i))
+#define lc_absindex(L, i) \
+  (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
+
+static inline void *lc_testudata(lua_State *L, int i, const char *tname) {
+  void *p = lua_touserdata(L, i);
+  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, tname);
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+
+static inline void lc_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+#endif
+
+/* A JSON integer that fits becomes a Lua integer where the language has them. */
+static inline void lc_pushint(lua_State *L, long long v) {
+#if LC_HAS_INTEGERS
+  lua_pushinteger(L, (lua_Integer)v);
+#else
+  lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+static inline int lc_isinteger(lua_State *L, int i) {
+#if LC_HAS_INTEGERS
+  if (lua_isinteger(L, i)) return 1;
+#endif
+  if (lua_type(L, i) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, i);
+    return n == (lua_Number)(long long)n;
+  }
+  return 0;
+}
+
+static inline void lc_newmetatable(lua_State *L, const char *tname) {
+  luaL_newmetatable(L, tname);
+}
+
+static inline void lc_setmetatable(lua_State *L, const char *tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
+
+static inline const char *lc_lua_version(void) {
+#if defined(LUAJIT_VERSION)
+  return LUAJIT_VERSION;
+#else
+  return LUA_RELEASE;
+#endif
+}
+
+#endif

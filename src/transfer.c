@@ -1,0 +1,130 @@
+/* One libcurl easy handle and what it captures: the final response's header block and its body, capped while receiving. */
+#include <ctype.h>
+#include <curl/curl.h>
+
+typedef struct lc_transfer {
+  CURL *easy;           /* curl_easy_cleanup in lc_transfer_free */
+  lc_buf body;          /* lc_buf_free in lc_transfer_free */
+  lc_buf head;          /* the last header block only; freed likewise */
+  size_t max_body;
+  int too_big;          /* set by the write callback when max_body was passed */
+  char errbuf[CURL_ERROR_SIZE];
+  struct lc_transfer *next_idle; /* a multi's pool of idle transfers */
+} lc_transfer;
+
+/* libcurl callbacks never call Lua: they only append to C buffers. Returning a
+   short count aborts the transfer, which is how the body cap is enforced. */
+static size_t lc_transfer_on_body(char *p, size_t size, size_t n, void *ud) {
+  lc_transfer *t = (lc_transfer *)ud;
+  size_t len = size * n;
+  if (t->body.len + len > t->max_body) {
+    t->too_big = 1;
+    return 0;
+  }
+  if (lc_buf_add(&t->body, p, len) != 0) return 0;
+  return len;
+}
+
+static size_t lc_transfer_on_header(char *p, size_t size, size_t n, void *ud) {
+  lc_transfer *t = (lc_transfer *)ud;
+  size_t len = size * n;
+  /* A new status line (after 100 Continue or a proxy's CONNECT) starts a new block. */
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) lc_buf_clear(&t->head);
+  if (t->head.len + len > LC_MAX_HEADER_BYTES) {
+    t->too_big = 2;
+    return 0;
+  }
+  if (lc_buf_add(&t->head, p, len) != 0) return 0;
+  return len;
+}
+
+static lc_transfer *lc_transfer_new(void) {
+  lc_transfer *t = (lc_transfer *)calloc(1, sizeof *t);
+  if (t == NULL) return NULL;
+  t->easy = curl_easy_init();
+  if (t->easy == NULL) {
+    free(t);
+    return NULL;
+  }
+  curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, lc_transfer_on_body);
+  curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, lc_transfer_on_header);
+  curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+  /* Redirects are never followed, so the key can never travel to another host. */
+  curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  return t;
+}
+
+static void lc_transfer_free(lc_transfer *t) {
+  if (t == NULL) return;
+  if (t->easy) curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  lc_buf_free(&t->body);
+  lc_buf_free(&t->head);
+  free(t);
+}
+
+/* The captured value of header name (lower-case) copied into out, or NULL. */
+static const char *lc_transfer_header(const lc_transfer *t, const char *name, char *out, size_t outlen) {
+  size_t nlen = strlen(name);
+  const char *p = t->head.data, *end = p ? p + t->head.len : NULL;
+  if (p == NULL) return NULL;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = eol ? eol : end;
+    if ((size_t)(stop - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+      const char *v = p + nlen + 1, *ve = stop;
+      size_t vn;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      vn = (size_t)(ve - v);
+      if (vn >= outlen) vn = outlen - 1;
+      memcpy(out, v, vn);
+      out[vn] = '\0';
+      return out;
+    }
+    p = stop + 1;
+  }
+  return NULL;
+}
+
+/* Pushes the header block as a table: lower-case names, repeated values joined with ", ". */
+static void lc_transfer_push_headers(lua_State *L, const lc_transfer *t) {
+  const char *p = t->head.data, *end;
+  lua_newtable(L);
+  if (p == NULL) return;
+  end = p + t->head.len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = eol ? eol : end, *colon;
+    colon = memchr(p, ':', (size_t)(stop - p));
+    if (colon != NULL && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+      luaL_Buffer nb;
+      const char *v = colon + 1, *ve = stop, *q;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      luaL_buffinit(L, &nb);
+      for (q = p; q < colon; q++) luaL_addchar(&nb, (char)tolower((unsigned char)*q));
+      luaL_pushresult(&nb);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
+      if (lua_isstring(L, -1)) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+      lua_rawset(L, -3);
+    }
+    p = stop + 1;
+  }
+}
