@@ -25,7 +25,11 @@ SRC := $(wildcard src/*.c src/*.h)
 
 LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all test demo install clean check-deps
+LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
+TALLY ?= $(CURDIR)/build/tally.txt
+BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
+
+.PHONY: all test test-one test-steps demo install clean deps
 
 all: $(SO)
 
@@ -33,8 +37,26 @@ $(SO): $(SRC) VERSION Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(MODCFLAGS) src/core.c -o $@ $(MODLDFLAGS) $(LDFLAGS)
 
-test: $(SO)
-	$(LUA_ENV) $(LUA) /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' --cpath='$(BUILD)/?.so' $(BUSTED_ARGS) spec
+# Every test: the spec suite on each interpreter, then the other checks; ends with "N passed, N failed".
+test:
+	@mkdir -p build && rm -f $(TALLY)
+	@status=0; $(MAKE) --no-print-directory test-steps TALLY=$(TALLY) || status=1; \
+	sh scripts/tally.sh $(TALLY) || status=1; exit $$status
+
+test-steps:
+	@status=0; for v in $(LUA_VERSIONS); do \
+	  $(MAKE) --no-print-directory test-one LUA_VERSION=$$v TALLY=$(TALLY) || status=1; \
+	done; \
+	LLAMACLOUD_TALLY=$(TALLY) sh scripts/luarocks-check.sh || status=1; \
+	exit $$status
+
+# The spec suite on one interpreter (LUA_VERSION), e.g. make test-one LUA_VERSION=jit BUSTED_ARGS=spec/get_spec.lua
+test-one: $(SO)
+	@echo "== specs on $(LUA_VERSION)"
+	LLAMACLOUD_TALLY=$(TALLY) $(LUA_ENV) $(LUA) $(BUSTED) --cpath='$(BUILD)/?.so' $(or $(BUSTED_ARGS),spec)
+
+deps:
+	sh scripts/install-deps.sh
 
 demo: $(SO)
 	@$(LUA_ENV) LUA=$(LUA) sh examples/demo.sh

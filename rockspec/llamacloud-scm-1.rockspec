@@ -1,0 +1,51 @@
+-- LuaRocks package for llamacloud-lua. Build offline with: luarocks make --deps-mode=none rockspec/llamacloud-scm-1.rockspec
+rockspec_format = "3.0"
+package = "llamacloud"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/llamacloud-lua/llamacloud-lua.git",
+}
+description = {
+  summary = "LlamaCloud batch API for Lua: a libcurl getter in C, with waiting helpers for Lua, Neovim and OpenResty",
+  detailed = [[
+    llamacloud.batches.get(id, { expand = "results" }) fetches a LlamaCloud batch through libcurl
+    (kept-alive connections, typed errors, retries like the official SDKs) and returns plain Lua
+    tables. batches.wait polls until the batch is done; get_many and wait_many run many at once.
+  ]],
+  homepage = "https://github.com/llamacloud-lua/llamacloud-lua",
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+  -- Only the library is looked up: Debian keeps curl/curl.h under the multiarch include
+  -- folder (/usr/include/<triplet>/curl), where LuaRocks' header search does not look but
+  -- the C compiler does. Set CURL_INCDIR to point elsewhere (luarocks make CURL_INCDIR=...).
+  CURL = {
+    library = "curl",
+  },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["llamacloud.core"] = {
+      sources = { "src/core.c" },
+      libraries = { "curl" },
+      defines = { 'LC_VERSION="0.1.0"' },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["llamacloud"] = "lua/llamacloud/init.lua",
+    ["llamacloud.wait"] = "lua/llamacloud/wait.lua",
+    ["llamacloud.cli"] = "lua/llamacloud/cli.lua",
+    ["llamacloud.progress"] = "lua/llamacloud/progress.lua",
+    ["llamacloud.json_text"] = "lua/llamacloud/json_text.lua",
+    ["llamacloud.fake_server"] = "lua/llamacloud/fake_server.lua",
+    ["llamacloud.host"] = "lua/llamacloud/host/init.lua",
+    ["llamacloud.host.blocking"] = "lua/llamacloud/host/blocking.lua",
+  },
+  install = {
+    bin = { llamacloud = "bin/llamacloud" },
+  },
+}
