@@ -20,8 +20,8 @@ Run `llamacloud batches --help` for the options of get and wait.
 Environment: LLAMA_CLOUD_API_KEY (or LLAMA_PARSE_API_KEY), LLAMA_CLOUD_BASE_URL,
 LLAMA_CLOUD_CUSTOM_HEADERS, LLAMA_CLOUD_LOG=debug (each attempt on stderr).
 
-Exit codes: 0 done (COMPLETED for wait), 1 FAILED or CANCELLED, 2 usage,
-3 API or network error, 4 wait timed out.
+Exit codes: 0 done (COMPLETED for wait), 1 FAILED or CANCELLED, 2 usage
+(or no API key), 3 API or network error, 4 wait timed out.
 ]]
 
 M.BATCHES_USAGE = [[
@@ -49,8 +49,8 @@ Options of wait:
   --quiet                 no progress
 Seconds may be fractions (--interval 0.2).
 
-Exit codes: 0 done (COMPLETED for wait), 1 FAILED or CANCELLED, 2 usage,
-3 API or network error, 4 wait timed out.
+Exit codes: 0 done (COMPLETED for wait), 1 FAILED or CANCELLED, 2 usage
+(or no API key), 3 API or network error, 4 wait timed out.
 ]]
 
 -- name -> { kind, key, commands }: kind "number", "count", "string", "list" or "flag".
@@ -81,7 +81,9 @@ local function parse_args(argv, first, command)
   local i = first
   while i <= #argv do
     local a = argv[i]
-    if a:sub(1, 2) == "--" then
+    if a == "-h" or a == "--help" then
+      flags.help = true
+    elseif a:sub(1, 2) == "--" then
       local name, value = a:match("^(%-%-[^=]+)=(.*)$")
       name = name or a
       local spec = FLAGS[name]
@@ -111,8 +113,6 @@ local function parse_args(argv, first, command)
           flags[key] = value
         end
       end
-    elseif a == "-h" then
-      flags.help = true
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       return nil, "unknown option " .. a
     else
@@ -163,9 +163,13 @@ end
 
 local function run_batches(argv)
   local command = argv[2]
-  if command == nil or command == "--help" or command == "-h" or command == "help" then
+  if command == nil then
+    io.stderr:write(M.BATCHES_USAGE)
+    return EXIT.USAGE
+  end
+  if command == "--help" or command == "-h" or command == "help" then
     io.stdout:write(M.BATCHES_USAGE)
-    return command and EXIT.OK or EXIT.USAGE
+    return EXIT.OK
   end
   if command ~= "get" and command ~= "wait" then return usage_error("unknown command 'batches " .. command .. "'") end
   local ids, flags = parse_args(argv, 3, command)
@@ -182,10 +186,19 @@ local function run_batches(argv)
   local core = require("llamacloud.core")
   local host = require("llamacloud.host.blocking")
   local wait = require("llamacloud.wait")
+  -- No key, or a base URL refused: the setup is wrong, nothing was sent; a usage error.
   local ok, ud = pcall(core.new, {})
   if not ok then
     io.stderr:write(tostring(ud), "\n")
-    return EXIT.API
+    return EXIT.USAGE
+  end
+  -- Each id checked as get checks it, so a bad one is a usage error rather than a Lua error.
+  for _, id in ipairs(ids) do
+    local valid, msg = pcall(ud.request, ud, id)
+    if not valid then
+      ud:close()
+      return usage_error((tostring(msg):gsub("^llamacloud: ", "")))
+    end
   end
   local opts = request_options(flags, command)
   local entries

@@ -10,6 +10,10 @@ local DEFAULT_MAX_INTERVAL = 5.0
 local DEFAULT_TIMEOUT = 7200
 local DEFAULT_BACKOFF = "linear"
 local DEFAULT_CONCURRENCY = 16
+-- The longest a step blocks at once (the deadline may be math.huge).
+local MAX_STEP_WAIT = 60
+-- The shortest per-request timeout a poll gets when the whole wait is nearly out of time.
+local MIN_POLL_TIMEOUT = 0.001
 
 M.DEFAULTS = {
   interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
@@ -36,8 +40,9 @@ local function transient(err)
 end
 M.transient = transient
 
-local function positive(v, name, fn)
-  if type(v) ~= "number" or not (v > 0) or v == math.huge then
+-- unbounded: math.huge is allowed (a wait with no time limit, a backoff with no cap).
+local function positive(v, name, fn, unbounded)
+  if type(v) ~= "number" or not (v > 0) or (v == math.huge and not unbounded) then
     error("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds", 3)
   end
   return v
@@ -74,8 +79,8 @@ local function parse(opts, fn, waiting, many)
   if waiting then
     w.interval = w.interval == nil and DEFAULT_INTERVAL or positive(w.interval, "interval", fn)
     w.max_interval = w.max_interval == nil and math.max(DEFAULT_MAX_INTERVAL, w.interval)
-      or positive(w.max_interval, "max_interval", fn)
-    w.timeout = w.timeout == nil and DEFAULT_TIMEOUT or positive(w.timeout, "timeout", fn)
+      or positive(w.max_interval, "max_interval", fn, true)
+    w.timeout = w.timeout == nil and DEFAULT_TIMEOUT or positive(w.timeout, "timeout", fn, true)
     if w.request_timeout ~= nil then get_opts.timeout = positive(w.request_timeout, "request_timeout", fn) end
     w.backoff = w.backoff == nil and DEFAULT_BACKOFF or w.backoff
     if not BACKOFFS[w.backoff] then
@@ -162,27 +167,36 @@ end
 -- want_raw (for the command line) also returns the body's text after the result.
 function M.wait(host, ud, id, opts, want_raw)
   local get_opts, w = parse(opts, "wait", true, false)
+  local per_request = get_opts.timeout or ud:config().timeout
   local start = host.now()
+  local deadline = start + w.timeout
   local last, attempt = nil, 0
   while true do
     attempt = attempt + 1
+    -- The whole-wait timeout bounds each poll too, so a hung server cannot hold wait past it.
+    get_opts.timeout = math.min(per_request, math.max(deadline - host.now(), MIN_POLL_TIMEOUT))
     local batch, err, hint, raw = host.get(ud, id, get_opts, want_raw)
     local verdict = judge(batch, err)
     if verdict == "error" then return nil, err end
     last = batch or last
-    local elapsed = host.now() - start
+    local now = host.now()
     if w.on_poll then
-      local go_on = w.on_poll(batch, { attempt = attempt, elapsed = elapsed, err = err })
+      local go_on = w.on_poll(batch, { attempt = attempt, elapsed = now - start, err = err })
       if go_on == false and verdict ~= "done" then return nil, cancelled_error(id, last) end
     end
     if verdict == "done" then
       local b, e = final_result(id, batch)
       return b, e, raw
     end
-    if elapsed >= w.timeout then return nil, timeout_error(id, last, w.timeout) end
+    now = host.now()
     local pause = interval_after(w, attempt)
     if hint and hint > pause then pause = hint end
-    host.sleep(math.min(pause, w.timeout - elapsed))
+    -- A poll due at or past the deadline is not sent: wait sleeps out its time and gives up.
+    if now + pause >= deadline then
+      if deadline > now then host.sleep(deadline - now) end
+      return nil, timeout_error(id, last, w.timeout)
+    end
+    host.sleep(pause)
   end
 end
 
@@ -245,7 +259,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
   local function on_result(i, batch, err, hint, raw)
     local s = state[i]
     local verdict = judge(batch, err)
-    s.last = batch or s.last
+    if batch then s.last, s.raw = batch, raw end
     if verdict == "error" then return finish(i, nil, err) end
     local now = host.now()
     if w.on_poll and not stopped then
@@ -254,9 +268,9 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       if go_on == false then stopped = true end
     end
     if verdict == "done" then
-      local _, e = final_result(ids[i], batch)
+      -- each entry is what wait would return: a batch, or nil and an error carrying it
       out[i].raw = raw
-      return finish(i, batch, e)
+      return finish(i, final_result(ids[i], batch))
     end
     local pause = interval_after(w, s.attempt)
     if hint and hint > pause then pause = hint end
@@ -269,7 +283,8 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       for i = 1, n do
         if not state[i].done then
           local s = state[i]
-          finish(i, s.last, stopped and cancelled_error(ids[i], s.last) or timeout_error(ids[i], s.last, w.timeout))
+          out[i].raw = s.raw
+          finish(i, nil, stopped and cancelled_error(ids[i], s.last) or timeout_error(ids[i], s.last, w.timeout))
         end
       end
       break
@@ -292,6 +307,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     if not finished then
       local pause = soonest - host.now()
       if next_wait and next_wait < pause then pause = next_wait end
+      if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
       if pause > 0 then finished = host.step(multi, pause) end
     end
     if finished then
