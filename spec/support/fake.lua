@@ -1,0 +1,234 @@
+-- Runs the fake LlamaCloud server in a child process for specs and drives its control endpoints.
+local socket = require("socket")
+local cjson = require("cjson").new()
+
+local M = {}
+
+M.null = cjson.null
+
+local START_TIMEOUT = 10
+local STOP_TIMEOUT = 3
+
+-- Same rules as the server's encoder: sorted keys, cjson.null is null, an
+-- empty table is [] and a table with exactly keys 1..n is an array.
+local function is_array(t)
+  local n = #t
+  if n == 0 then return next(t) == nil end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
+local function num_str(n)
+  if math.type and math.type(n) == "integer" then return tostring(n) end
+  if n == math.floor(n) and n > -1e15 and n < 1e15 then return string.format("%.0f", n) end
+  local s = string.format("%.14g", n)
+  if tonumber(s) ~= n then s = string.format("%.17g", n) end
+  return s
+end
+
+local function encode_into(v, out)
+  local tv = type(v)
+  if tv == "string" then
+    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+      if c == '"' or c == "\\" then return "\\" .. c end
+      return string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif tv == "number" then
+    out[#out + 1] = num_str(v)
+  elseif tv == "boolean" then
+    out[#out + 1] = tostring(v)
+  elseif v == nil or v == cjson.null then
+    out[#out + 1] = "null"
+  elseif tv == "table" then
+    if is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode_into(v[i], out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        encode_into(k, out)
+        out[#out + 1] = ":"
+        local val = v[k]
+        if val == nil then val = v[tonumber(k)] end
+        encode_into(val, out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error("cannot encode a " .. tv .. " as JSON", 2)
+  end
+end
+
+function M.encode(v)
+  local out = {}
+  encode_into(v, out)
+  return table.concat(out)
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The interpreter running busted, so the server runs under the same Lua.
+function M.interpreter()
+  local f = io.open("/proc/self/stat")
+  local pid = f and f:read("*l"):match("^(%d+)")
+  if f then f:close() end
+  if pid then
+    local p = io.popen("readlink -f /proc/" .. pid .. "/exe 2>/dev/null")
+    local exe = p:read("*l")
+    p:close()
+    -- under valgrind the executable is its tool: fall back to the name the interpreter was run as
+    if exe and exe ~= "" and not exe:find("valgrind", 1, true) then return exe end
+  end
+  local i, best = -1, nil
+  while arg and arg[i] do best = arg[i]; i = i - 1 end
+  return best or "lua"
+end
+
+local function repo_root()
+  local src = debug.getinfo(1, "S").source
+  return src:match("^@(.-)spec/support/fake%.lua$") or ""
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function alive(pid)
+  -- An orphan whose reaper never waits stays a zombie: that counts as gone.
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
+-- One request on a fresh connection: status, body, headers (lower-case names).
+local function http(port, method, path, body, headers)
+  body = body or ""
+  local sock = socket.tcp()
+  sock:settimeout(10)
+  local ok, err = sock:connect("127.0.0.1", port)
+  if not ok then return nil, "connect: " .. tostring(err) end
+  local lines = { method .. " " .. path .. " HTTP/1.1", "Host: 127.0.0.1",
+                  "Connection: close", "Content-Length: " .. #body }
+  for name, value in pairs(headers or {}) do lines[#lines + 1] = name .. ": " .. value end
+  sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+  local data, rerr, partial = sock:receive("*a")
+  sock:close()
+  data = data or partial
+  if not data or data == "" then return nil, "no response: " .. tostring(rerr) end
+  local head, rest = data:match("^(.-)\r\n\r\n(.*)$")
+  if not head then return nil, "bad response: " .. data:sub(1, 200) end
+  local status = tonumber(head:match("^HTTP/%d%.%d (%d%d%d)"))
+  local hdrs = {}
+  for name, value in head:gmatch("\n([^:\r\n]+):%s*([^\r\n]*)") do hdrs[name:lower()] = value end
+  return status, rest, hdrs
+end
+
+local Server = {}
+Server.__index = Server
+
+function Server:http(method, path, body, headers)
+  return http(self.port, method, path, body, headers)
+end
+
+local function control(self, method, path, body)
+  local status, resp = http(self.port, method, path, body)
+  if status ~= 200 then
+    error(string.format("fake server %s %s: %s %s", method, path, tostring(status),
+      tostring(resp)), 3)
+  end
+  return cjson.decode(resp)
+end
+
+-- tbl: a scenario table, or a string sent as the raw JSON body.
+function Server:scenario(tbl)
+  local body = type(tbl) == "string" and tbl or M.encode(tbl)
+  return control(self, "PUT", "/_fake/scenario", body)
+end
+
+function Server:requests() return control(self, "GET", "/_fake/requests") end
+function Server:stats() return control(self, "GET", "/_fake/stats") end
+function Server:reset() return control(self, "POST", "/_fake/reset") end
+
+function Server:stop()
+  if self.stopped then return end
+  self.stopped = true
+  http(self.port, "POST", "/_fake/shutdown")
+  local deadline = socket.gettime() + STOP_TIMEOUT
+  while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
+  if alive(self.pid) then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    socket.sleep(0.2)
+    if alive(self.pid) then os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end
+  end
+  os.remove(self.log)
+end
+
+-- opts.scenario: a table (written to a temporary JSON file) or nil for the
+-- built-in one; opts.args: further command-line arguments.
+function M.start(opts)
+  opts = opts or {}
+  local root = repo_root()
+  local lpath = root .. "lua/?.lua;" .. root .. "lua/?/init.lua;"
+  local args = { "--port", "0" }
+  local scenario_file
+  if opts.scenario ~= nil then
+    scenario_file = os.tmpname()
+    local f = assert(io.open(scenario_file, "wb"))
+    f:write(type(opts.scenario) == "string" and opts.scenario or M.encode(opts.scenario))
+    f:close()
+    args[#args + 1] = "--scenario"
+    args[#args + 1] = scenario_file
+  end
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  -- argv goes inside the -e code: PUC 5.1 runs -e chunks before it sets `arg`.
+  local argv = {}
+  for i, a in ipairs(args) do argv[i] = string.format("%q", a) end
+
+  local log = os.tmpname()
+  local cmd = string.format("%s -e %s >%s 2>&1 </dev/null & echo $!",
+    shell_quote(M.interpreter()),
+    shell_quote(string.format(
+      "package.path=%q..package.path os.exit(require('llamacloud.fake_server').main({%s}))",
+      lpath, table.concat(argv, ","))),
+    shell_quote(log))
+  local p = assert(io.popen(cmd))
+  local pid = p:read("*l")
+  p:close()
+  if not pid or not pid:match("^%d+$") then
+    error("fake server: could not spawn: " .. cmd, 2)
+  end
+
+  local deadline = socket.gettime() + START_TIMEOUT
+  local url, port
+  while true do
+    local out = read_file(log)
+    url, port = out:match("fake%-server listening on (http://[^%s]+:(%d+))\n")
+    if url then break end
+    if not alive(pid) or socket.gettime() > deadline then
+      if alive(pid) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+      if scenario_file then os.remove(scenario_file) end
+      os.remove(log)
+      error("fake server did not start (" .. cmd .. "):\n" .. out, 2)
+    end
+    socket.sleep(0.01)
+  end
+  if scenario_file then os.remove(scenario_file) end
+  return setmetatable({ url = url, port = tonumber(port), pid = pid, log = log }, Server)
+end
+
+return M
