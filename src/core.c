@@ -100,8 +100,11 @@ static int lc_opt_count(lua_State *L, int idx, const char *name, const char *fn,
     return 0;
   }
   v = lua_tonumber(L, -1);
-  if (!lc_isinteger(L, -1) || v < min || v > max)
-    luaL_error(L, "llamacloud: %s: option '%s' must be a whole number from %d to %.0f", fn, name, (int)min, max);
+  if (!lc_isinteger(L, -1) || v < min || v > max) {
+    char range[64]; /* lua_pushfstring has no %.0f */
+    snprintf(range, sizeof range, "%.0f to %.0f", min, max);
+    luaL_error(L, "llamacloud: %s: option '%s' must be a whole number from %s", fn, name, range);
+  }
   lua_pop(L, 1);
   *out = v;
   return 1;
@@ -245,16 +248,9 @@ static void lc_client_close(lua_State *L, lc_client *c) {
   c->multi = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, c->multi_ref);
   c->multi_ref = LUA_NOREF;
-  if (cfg->api_key) memset(cfg->api_key, 0, strlen(cfg->api_key));
-  free(cfg->api_key);
-  free(cfg->base_url);
-  free(cfg->proxy);
-  free(cfg->ca_file);
-  free(cfg->ca_path);
-  free(cfg->organization_id);
-  free(cfg->project_id);
-  curl_slist_free_all(cfg->headers);
-  memset(cfg, 0, sizeof *cfg);
+  /* Requests of it still on other multis use its headers and strings: those go with the last one. */
+  cfg->closed = 1;
+  if (cfg->users == 0) lc_config_free(cfg);
 }
 
 static int lc_client_gc(lua_State *L) {
@@ -467,6 +463,14 @@ static void lc_check_extra_query(lua_State *L, int idx) {
                      luaL_typename(L, -1));
         lua_pop(L, 1);
       }
+      /* Only 1..n are sent: any other key would be dropped silently. */
+      lua_pushnil(L);
+      while (lua_next(L, -2) != 0) {
+        lua_pop(L, 1);
+        if (!lc_isinteger(L, -1) || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > (double)n)
+          luaL_error(L, "llamacloud: get: option 'extra_query': '%s' must be a string, number, boolean or list",
+                     lua_tostring(L, -3));
+      }
     } else if (!lc_query_value_ok(L, -1)) {
       luaL_error(L, "llamacloud: get: option 'extra_query': '%s' must be a string, number, boolean or list",
                  lua_tostring(L, -2));
@@ -572,6 +576,7 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   r->state = LC_ST_NEW;
   lc_setmetatable(L, LC_REQUEST_MT);
   r->cfg = &c->cfg;
+  c->cfg.users++; /* dropped in lc_request_release */
   r->headers = c->cfg.headers;
   r->max_retries = (int)max_retries;
   r->timeout_ms = (long)ceil(timeout * 1000.0);
@@ -635,7 +640,7 @@ static lc_request *lc_check_request(lua_State *L, int idx) {
 static int lc_client_get(lua_State *L) {
   lc_client *c = lc_check_client(L, 1);
   lc_request *r;
-  int ridx, want_raw = lua_toboolean(L, 4);
+  int ridx, nret, want_raw = lua_toboolean(L, 4);
   lua_settop(L, 3);
   r = lc_request_push_new(L, 1, c, 2, want_raw);
   ridx = lua_gettop(L);
@@ -645,7 +650,11 @@ static int lc_client_get(lua_State *L) {
     double w = lc_multi_next_wait(c->multi);
     lc_multi_step(L, c->multi, w < 0 ? 0.001 : w, 0);
   }
-  return lc_request_push_result(L, r);
+  nret = lc_request_push_result(L, r);
+  /* Nothing else sees this request: dropping its references now lets the batch go with the
+     caller's last reference, not two collections later (the userdata's __gc, then the tree). */
+  lc_request_release(L, r);
+  return nret;
 }
 
 /* client:request(id [, opts [, want_raw]]): a request not yet started, for a multi to drive. */
@@ -759,6 +768,65 @@ static int lc_multi_step_lua(lua_State *L) {
   return 2;
 }
 
+/* multi:watch(): records libcurl's socket interest from now on, for an event-loop host
+   that polls the sockets itself and drives the multi with socket_action. */
+static int lc_multi_watch(lua_State *L) {
+  lc_multi *m = lc_check_multi(L, 1);
+  if (m->running > 0) luaL_error(L, "llamacloud: watch a multi before any transfer starts");
+  m->watch = 1;
+  return 0;
+}
+
+/* multi:sockets(): {[fd] = "r"|"w"|"rw"} that libcurl wants watched now, and the list of
+   fds it dropped since the last call, in order: close those watchers first. */
+static int lc_multi_sockets(lua_State *L) {
+  lc_multi *m = lc_check_multi(L, 1);
+  int i;
+  lua_createtable(L, 0, m->nsocks);
+  for (i = 0; i < m->nsocks; i++) {
+    int w = m->socks[i].what;
+    lua_pushstring(L, w == CURL_POLL_IN ? "r" : w == CURL_POLL_OUT ? "w" : w == CURL_POLL_INOUT ? "rw" : "");
+    lua_rawseti(L, -2, m->socks[i].fd);
+  }
+  lua_createtable(L, m->ngone, 0);
+  for (i = 0; i < m->ngone; i++) {
+    lua_pushinteger(L, m->gone[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  m->ngone = 0;
+  return 2;
+}
+
+/* multi:socket_action([fd [, events]]): never blocks. With fd, libcurl reads or writes that
+   socket (events: "r", "w", "rw", or nil to let it find out); without, it runs its timers.
+   Returns what step returns: finished requests (or nil) and seconds until the next step. */
+static int lc_multi_socket_action_lua(lua_State *L) {
+  lc_multi *m = lc_check_multi(L, 1);
+  int fd = -1, ev = 0;
+  double next;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Number n = luaL_checknumber(L, 2);
+    if (!(n >= 0 && n <= 2147483647.0) || n != floor(n)) luaL_argerror(L, 2, "must be a file descriptor");
+    fd = (int)n;
+  }
+  if (!lua_isnoneornil(L, 3)) {
+    const char *e = luaL_checkstring(L, 3);
+    if (strchr(e, 'r')) ev |= CURL_CSELECT_IN;
+    if (strchr(e, 'w')) ev |= CURL_CSELECT_OUT;
+    if (strchr(e, 'e')) ev |= CURL_CSELECT_ERR;
+  }
+  lua_settop(L, 3);
+  lua_newtable(L);
+  lc_multi_socket_action(L, m, fd, ev, 4);
+  if (lc_rawlen(L, 4) == 0) {
+    lua_pushnil(L);
+    lua_replace(L, 4);
+  }
+  next = lc_multi_next_wait(m);
+  if (next < 0) lua_pushnil(L); else lua_pushnumber(L, next);
+  return 2;
+}
+
 static int lc_multi_close_lua(lua_State *L) {
   lc_multi_close(L, (lc_multi *)luaL_checkudata(L, 1, LC_MULTI_MT));
   return 0;
@@ -849,6 +917,7 @@ int luaopen_llamacloud_core(lua_State *L) {
     {"close", lc_request_close}, {"attempts", lc_request_attempts}, {NULL, NULL}};
   static const luaL_Reg multi_methods[] = {
     {"add", lc_multi_add_lua}, {"step", lc_multi_step_lua}, {"counts", lc_multi_counts},
+    {"watch", lc_multi_watch}, {"sockets", lc_multi_sockets}, {"socket_action", lc_multi_socket_action_lua},
     {"close", lc_multi_close_lua}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"new", lc_client_new}, {"decode", lc_core_decode}, {"now", lc_core_now}, {"sleep", lc_core_sleep},

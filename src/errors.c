@@ -40,12 +40,78 @@ static void lc_error_open(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Replaces the string at the top of the stack by itself with every copy of the key masked. */
+/* Whether the string at idx holds the key; length-aware, so a NUL in a body cannot hide it. */
+static int lc_error_holds_key(lua_State *L, int idx, const char *api_key) {
+  size_t n;
+  const char *s;
+  if (api_key == NULL || api_key[0] == '\0' || lua_type(L, idx) != LUA_TSTRING) return 0;
+  s = lua_tolstring(L, idx, &n);
+  return memmem(s, n, api_key, strlen(api_key)) != NULL;
+}
+
+/* Replaces the string at the top of the stack by itself with every copy of the key masked.
+   The mask never holds the key, and a result that still would (a key overlapping its mask)
+   is replaced whole by the mask. */
 static void lc_error_redact_top(lua_State *L, const char *api_key) {
-  const char *s = lua_tostring(L, -1);
-  if (api_key == NULL || api_key[0] == '\0' || s == NULL || strstr(s, api_key) == NULL) return;
-  luaL_gsub(L, s, api_key, "[redacted]");
+  const char *mask, *s, *hit;
+  size_t n, kn;
+  luaL_Buffer b;
+  if (!lc_error_holds_key(L, -1, api_key)) return;
+  mask = strstr("[redacted]", api_key) ? "***" : "[redacted]";
+  kn = strlen(api_key);
+  s = lua_tolstring(L, -1, &n);
+  luaL_buffinit(L, &b);
+  while ((hit = memmem(s, n, api_key, kn)) != NULL) {
+    luaL_addlstring(&b, s, (size_t)(hit - s));
+    luaL_addstring(&b, mask);
+    n -= (size_t)(hit - s) + kn;
+    s = hit + kn;
+  }
+  luaL_addlstring(&b, s, n);
+  luaL_pushresult(&b);
+  if (lc_error_holds_key(L, -1, api_key)) {
+    lua_pop(L, 1);
+    lua_pushstring(L, mask);
+  }
   lua_remove(L, -2);
+}
+
+/* Masks the key in every string value of the table at idx and its nested tables (a server
+   may echo the key back in a JSON body or a header); a key that holds it is renamed. */
+static void lc_error_redact_table(lua_State *L, int idx, const char *api_key, int depth) {
+  int renamed = 0;
+  if (api_key == NULL || api_key[0] == '\0' || depth > 64) return;
+  idx = lc_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lc_error_holds_key(L, -2, api_key)) renamed = 1;
+    if (lc_error_holds_key(L, -1, api_key)) {
+      lc_error_redact_top(L, api_key);
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);
+    } else {
+      if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key, depth + 1);
+      lua_pop(L, 1);
+    }
+  }
+  while (renamed) { /* new keys cannot be added while traversing: one at a time, from scratch */
+    renamed = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+      if (lc_error_holds_key(L, -2, api_key)) {
+        lua_pushvalue(L, -2);
+        lc_error_redact_top(L, api_key);
+        lua_insert(L, -2);
+        lua_rawset(L, idx);
+        lua_pushnil(L);
+        lua_rawset(L, idx);
+        renamed = 1;
+        break;
+      }
+      lua_pop(L, 1);
+    }
+  }
 }
 
 /* Pushes { name, message } with the error metatable; message is scrubbed of the key. */
@@ -94,13 +160,16 @@ static void lc_error_add_response(lua_State *L, const lc_transfer *t, long statu
   body_idx = lc_absindex(L, body_idx);
   lc_error_set_number(L, "status", (double)status);
   lc_transfer_push_headers(L, t);
+  lc_error_redact_table(L, -1, api_key, 0);
   lua_setfield(L, -2, "headers");
   if (lc_transfer_header(t, "x-request-id", rid, sizeof rid) != NULL) {
     lua_pushstring(L, rid);
+    lc_error_redact_top(L, api_key);
     lua_setfield(L, -2, "request_id");
   }
   lua_pushvalue(L, body_idx);
   if (lua_type(L, -1) == LUA_TSTRING) lc_error_redact_top(L, api_key);
+  if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key, 0);
   lua_setfield(L, -2, "body");
 }
 

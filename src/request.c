@@ -4,6 +4,7 @@
 
 #define LC_REQUEST_MT "llamacloud.request"
 #define LC_MULTI_MT "llamacloud.multi"
+#define LC_POOLED_BODY_MAX ((size_t)1 << 20)
 
 enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCELLED };
 
@@ -18,7 +19,23 @@ typedef struct lc_config {
   int max_retries;
   size_t max_body;
   int log_debug;
+  int users;   /* requests built from it: a closed client's strings live until the last is released */
+  int closed;  /* its client is closed: lc_config_free runs when users drops to 0 */
 } lc_config;
+
+/* Frees what the config owns and zeroes it; the key is wiped first. */
+static void lc_config_free(lc_config *cfg) {
+  if (cfg->api_key) memset(cfg->api_key, 0, strlen(cfg->api_key));
+  free(cfg->api_key);
+  free(cfg->base_url);
+  free(cfg->proxy);
+  free(cfg->ca_file);
+  free(cfg->ca_path);
+  free(cfg->organization_id);
+  free(cfg->project_id);
+  curl_slist_free_all(cfg->headers);
+  memset(cfg, 0, sizeof *cfg);
+}
 
 typedef struct lc_request lc_request;
 typedef struct lc_multi lc_multi;
@@ -54,6 +71,13 @@ struct lc_multi {
   lc_transfer *idle;           /* pooled transfers, freed in lc_multi_close */
   unsigned long long rng;
   int closed;
+  /* Socket interest for an event-loop host (m:watch()): filled by lc_multi_on_socket,
+     read by m:sockets(); both arrays are freed in lc_multi_close. */
+  int watch;
+  struct lc_sock { int fd, what; } *socks; /* what libcurl wants from each socket now */
+  int nsocks, capsocks;
+  int *gone;                   /* sockets libcurl dropped since the last m:sockets(), in order */
+  int ngone, capgone;
 };
 
 static double lc_now(void) {
@@ -94,6 +118,10 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
     lc_transfer_free(t);
     return;
   }
+  /* A pooled transfer keeps a small body buffer for the next request, not a big one.
+     Shrunk rather than freed: freeing a large block makes glibc serve the next one of
+     that size from the heap, where it fragments (a higher peak on the next big body). */
+  if (t->body.cap > LC_POOLED_BODY_MAX) lc_buf_shrink(&t->body, 4096);
   t->next_idle = m->idle;
   m->idle = t;
 }
@@ -127,6 +155,12 @@ static void lc_request_release(lua_State *L, lc_request *r) {
   r->own_headers = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, r->result_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, r->raw_ref);
+  if (r->cfg != NULL) {
+    /* the client's userdata is still alive here: client_ref is only dropped below */
+    lc_config *cfg = (lc_config *)r->cfg;
+    if (--cfg->users == 0 && cfg->closed) lc_config_free(cfg);
+    r->cfg = NULL;
+  }
   luaL_unref(L, LUA_REGISTRYINDEX, r->client_ref);
   r->result_ref = r->raw_ref = r->client_ref = LUA_NOREF;
 }
@@ -155,7 +189,7 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   t->too_big = 0;
   t->errbuf[0] = '\0';
   t->max_body = r->cfg->max_body;
-  curl_easy_setopt(e, CURLOPT_URL, r->url);
+  lc_transfer_set_url(t, r->url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
@@ -238,7 +272,11 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
   r->t = NULL;
   r->hint = -1;
 
-  if (code == CURLE_OK) {
+  if (code == CURLE_OK && !lc_transfer_head_complete(t)) {
+    out = LC_OUT_CONNECTION;
+    lua_pushliteral(L, "connection closed before the response headers ended");
+    lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), cfg->api_key);
+  } else if (code == CURLE_OK) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     r->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
                              lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
@@ -254,6 +292,7 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
         out = LC_OUT_INVALID;
         lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), cfg->api_key);
         lc_transfer_push_headers(L, t);
+        lc_error_redact_table(L, -1, cfg->api_key, 0);
         lua_setfield(L, -2, "headers");
         lc_error_set_number(L, "status", (double)status);
       }
@@ -305,32 +344,50 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
   lc_multi_give_back(m, t);
 }
 
-/* Starts what is due, lets libcurl work (waiting up to wait_s for activity when
-   wait_s > 0), and ends finished attempts. When list_idx is non-zero, requests that
-   finished for good are appended to the table there. */
-static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
-  lc_request *r, *next;
-  CURLMsg *msg;
-  int left, still;
-  double now = lc_now();
-
-  if (now >= m->pause_until) {
-    for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
-      next = r->next;
-      if (r->start_at <= now && lc_multi_start(m, r) != 0) {
-        lua_pushliteral(L, "could not start a transfer (out of memory)");
-        lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
-        lua_remove(L, -2);
-        lc_list_remove(&m->queued, r);
-        lc_request_finish(L, r, 0);
-      }
+/* libcurl's CURLMOPT_SOCKETFUNCTION: records what it wants from socket s, in C only.
+   A dropped socket is also listed in gone, so a host closes its watcher for that fd
+   before it watches a new socket that reuses the number. Out of memory: the entry is
+   lost and the host's fallback timer still steps the multi. */
+static int lc_multi_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+  lc_multi *m = (lc_multi *)userp;
+  int i;
+  (void)easy;
+  (void)socketp;
+  if (!m->watch) return 0;
+  for (i = 0; i < m->nsocks && m->socks[i].fd != (int)s; i++) {}
+  if (what == CURL_POLL_REMOVE) {
+    if (i < m->nsocks) m->socks[i] = m->socks[--m->nsocks];
+    if (m->ngone == m->capgone) {
+      int cap = m->capgone ? m->capgone * 2 : 8;
+      int *p = (int *)realloc(m->gone, (size_t)cap * sizeof *p);
+      if (p == NULL) return 0;
+      m->gone = p;
+      m->capgone = cap;
     }
+    m->gone[m->ngone++] = (int)s;
+    return 0;
   }
-  if (wait_s > 0) {
-    int ms = (int)ceil(wait_s * 1000.0);
-    curl_multi_poll(m->m, NULL, 0, ms, NULL);
+  if (i == m->nsocks) {
+    if (m->nsocks == m->capsocks) {
+      int cap = m->capsocks ? m->capsocks * 2 : 8;
+      struct lc_sock *p = (struct lc_sock *)realloc(m->socks, (size_t)cap * sizeof *p);
+      if (p == NULL) return 0;
+      m->socks = p;
+      m->capsocks = cap;
+    }
+    m->nsocks++;
+    m->socks[i].fd = (int)s;
   }
-  curl_multi_perform(m->m, &still);
+  m->socks[i].what = what;
+  return 0;
+}
+
+/* Ends the attempts libcurl reports finished. When list_idx is non-zero, requests that
+   finished for good are appended to the table there. */
+static void lc_multi_collect(lua_State *L, lc_multi *m, int list_idx) {
+  lc_request *r;
+  CURLMsg *msg;
+  int left;
   while ((msg = curl_multi_info_read(m->m, &left)) != NULL) {
     char *priv = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
@@ -347,6 +404,47 @@ static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx
       r->self_ref = LUA_NOREF;
     }
   }
+}
+
+/* Starts the queued requests that are due, within the concurrency limit. */
+static void lc_multi_start_due(lua_State *L, lc_multi *m) {
+  lc_request *r, *next;
+  double now = lc_now();
+
+  if (now >= m->pause_until) {
+    for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
+      next = r->next;
+      if (r->start_at <= now && lc_multi_start(m, r) != 0) {
+        lua_pushliteral(L, "could not start a transfer (out of memory)");
+        lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
+        lua_remove(L, -2);
+        lc_list_remove(&m->queued, r);
+        lc_request_finish(L, r, 0);
+      }
+    }
+  }
+}
+
+/* Starts what is due, lets libcurl work (waiting up to wait_s for activity when
+   wait_s > 0), and ends finished attempts, listed at list_idx when non-zero. */
+static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
+  int still;
+  lc_multi_start_due(L, m);
+  if (wait_s > 0) {
+    int ms = (int)ceil(wait_s * 1000.0);
+    curl_multi_poll(m->m, NULL, 0, ms, NULL);
+  }
+  curl_multi_perform(m->m, &still);
+  lc_multi_collect(L, m, list_idx);
+}
+
+/* One event-loop step: starts what is due, lets libcurl act on socket fd (events: a
+   CURL_CSELECT_* mask) or on its timers (fd < 0), and ends finished attempts. Never blocks. */
+static void lc_multi_socket_action(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
+  int still;
+  lc_multi_start_due(L, m);
+  curl_multi_socket_action(m->m, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, fd < 0 ? 0 : events, &still);
+  lc_multi_collect(L, m, list_idx);
 }
 
 /* Seconds until the multi next needs a step: libcurl's own timer or the earliest due
@@ -372,8 +470,17 @@ static double lc_multi_next_wait(lc_multi *m) {
 static void lc_multi_close(lua_State *L, lc_multi *m) {
   lc_transfer *t;
   if (m->closed) return;
-  while (m->active) lc_request_detach(L, m->active);
-  while (m->queued) lc_request_detach(L, m->queued);
+  /* What it still held ends cancelled: a request kept by the caller must not stay "running" forever. */
+  while (m->active) {
+    lc_request *r = m->active;
+    lc_request_detach(L, r);
+    r->state = LC_ST_CANCELLED;
+  }
+  while (m->queued) {
+    lc_request *r = m->queued;
+    lc_request_detach(L, r);
+    r->state = LC_ST_CANCELLED;
+  }
   m->closed = 1;
   while ((t = m->idle) != NULL) {
     m->idle = t->next_idle;
@@ -381,6 +488,11 @@ static void lc_multi_close(lua_State *L, lc_multi *m) {
   }
   if (m->m) curl_multi_cleanup(m->m);
   m->m = NULL;
+  free(m->socks);
+  free(m->gone);
+  m->socks = NULL;
+  m->gone = NULL;
+  m->nsocks = m->capsocks = m->ngone = m->capgone = 0;
 }
 
 static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
@@ -397,6 +509,8 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
   curl_multi_setopt(m->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
   curl_multi_setopt(m->m, CURLMOPT_MAXCONNECTS, (long)concurrency);
   curl_multi_setopt(m->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(m->m, CURLMOPT_SOCKETFUNCTION, lc_multi_on_socket);
+  curl_multi_setopt(m->m, CURLMOPT_SOCKETDATA, (void *)m);
   return m;
 }
 
