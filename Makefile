@@ -28,8 +28,11 @@ LUA_ENV := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
+# Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
+HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
-.PHONY: all test test-one test-steps demo install clean deps
+.PHONY: all test test-one test-hosts test-steps demo install clean deps bench bench-callgrind
 
 all: $(SO)
 
@@ -47,16 +50,48 @@ test-steps:
 	@status=0; for v in $(LUA_VERSIONS); do \
 	  $(MAKE) --no-print-directory test-one LUA_VERSION=$$v TALLY=$(TALLY) || status=1; \
 	done; \
+	$(MAKE) --no-print-directory test-hosts TALLY=$(TALLY) || status=1; \
 	LLAMACLOUD_TALLY=$(TALLY) sh scripts/luarocks-check.sh || status=1; \
 	exit $$status
 
 # The spec suite on one interpreter (LUA_VERSION), e.g. make test-one LUA_VERSION=jit BUSTED_ARGS=spec/get_spec.lua
 test-one: $(SO)
 	@echo "== specs on $(LUA_VERSION)"
-	LLAMACLOUD_TALLY=$(TALLY) $(LUA_ENV) $(LUA) $(BUSTED) --cpath='$(BUILD)/?.so' $(or $(BUSTED_ARGS),spec)
+	LLAMACLOUD_TALLY=$(TALLY) $(LUA_ENV) $(LUA) $(BUSTED) --cpath='$(BUILD)/?.so' $(or $(BUSTED_ARGS),$(HOST_EXCLUDE) spec)
+
+# The Neovim and OpenResty hosts, proven in real nvim --headless and nginx processes.
+test-hosts:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit
+	@echo "== specs in nvim and nginx (build/jit)"
+	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
 
 deps:
 	sh scripts/install-deps.sh
+
+bench: $(SO)
+	$(LUA_ENV) LUA=$(LUA) CC=$(CC) sh bench/run.sh
+
+bench-callgrind: $(SO)
+	$(LUA_ENV) LUA=$(LUA) CC=$(CC) sh bench/run.sh callgrind
+
+# Hardening (docs/reliability.md): the whole spec suite under ASan+UBSan and under valgrind, every fuzz
+# target for FUZZ_SECONDS each (FUZZ_TARGETS picks some), the soak, and the API key scan.
+FUZZ_SECONDS ?= 60
+.PHONY: asan valgrind fuzz soak keyscan
+asan:
+	LUA_VERSION=$(LUA_VERSION) sh scripts/sanitize.sh $(BUSTED_ARGS)
+
+valgrind:
+	LUA_VERSION=$(LUA_VERSION) sh scripts/valgrind.sh $(BUSTED_ARGS)
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/fuzz.sh $(FUZZ_TARGETS)
+
+soak: $(SO)
+	$(LUA_ENV) $(LUA) scripts/soak.lua $(SOAK_REQUESTS)
+
+keyscan: $(SO)
+	LUA_VERSION=$(LUA_VERSION) sh scripts/keyscan.sh $(BUSTED_ARGS)
 
 demo: $(SO)
 	@$(LUA_ENV) LUA=$(LUA) sh examples/demo.sh

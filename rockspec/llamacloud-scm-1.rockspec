@@ -44,6 +44,9 @@ build = {
     ["llamacloud.fake_server"] = "lua/llamacloud/fake_server.lua",
     ["llamacloud.host"] = "lua/llamacloud/host/init.lua",
     ["llamacloud.host.blocking"] = "lua/llamacloud/host/blocking.lua",
+    ["llamacloud.host.coroutine"] = "lua/llamacloud/host/coroutine.lua",
+    ["llamacloud.host.nvim"] = "lua/llamacloud/host/nvim.lua",
+    ["llamacloud.host.ngx"] = "lua/llamacloud/host/ngx.lua",
   },
   install = {
     bin = { llamacloud = "bin/llamacloud" },

@@ -6,7 +6,7 @@ PACKAGES="make gcc pkg-config libcurl4-openssl-dev ca-certificates openssl
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
   luajit2 libluajit2-5.1-dev
   lua-cjson lua-socket lua-busted luarocks
-  neovim nginx libnginx-mod-http-lua lua-resty-core
+  neovim lua-luv nginx libnginx-mod-http-lua lua-resty-core
   valgrind clang libclang-rt-14-dev util-linux procps"
 
 if [ "${1:-}" = "--list" ]; then

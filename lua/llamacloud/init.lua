@@ -15,11 +15,16 @@ local function bind(ud, host)
   return client
 end
 
-function M.new(opts)
+-- host (optional): how the client's calls wait, e.g. from llamacloud.host.coroutine; the
+-- default is picked for this process (plain Lua, Neovim or OpenResty).
+function M.new(opts, host)
   if opts ~= nil and type(opts) ~= "table" then
     error("llamacloud: new: opts must be a table (got " .. type(opts) .. ")", 2)
   end
-  return bind(core.new(opts), hosts.current())
+  if host ~= nil and (type(host) ~= "table" or type(host.bind) ~= "function") then
+    error("llamacloud: new: host must be a host table (got " .. type(host) .. ")", 2)
+  end
+  return bind(core.new(opts), host or hosts.current())
 end
 
 -- The default client is built on first use, so require never raises for a missing key.

@@ -1,0 +1,108 @@
+-- Plain Lua inside coroutines: calls yield to the caller's scheduler instead of blocking, stepping libcurl without blocking in between.
+local core = require("llamacloud.core")
+
+local M = {}
+
+-- While a transfer is in flight a waiting coroutine looks at it this often (seconds): the
+-- most latency the mode adds to a response, and how often it costs a wake-up.
+M.POLL_INTERVAL = 0.01
+-- Transfers one client runs at once for its single gets (get and wait); get_many and
+-- wait_many keep their own `concurrency`.
+M.CONCURRENCY = 64
+
+local function check_settings(settings)
+  if settings == nil then return {} end
+  if type(settings) ~= "table" then
+    error("llamacloud: coroutine host: settings must be a table (got " .. type(settings) .. ")", 4)
+  end
+  for k in pairs(settings) do
+    if k ~= "sleep" and k ~= "poll_interval" then
+      error("llamacloud: coroutine host: unknown setting '" .. tostring(k) .. "'", 4)
+    end
+  end
+  if settings.sleep ~= nil and type(settings.sleep) ~= "function" then
+    error("llamacloud: coroutine host: setting 'sleep' must be a function", 4)
+  end
+  local p = settings.poll_interval
+  if p ~= nil and (type(p) ~= "number" or not (p > 0) or p > 1) then
+    error("llamacloud: coroutine host: setting 'poll_interval' must be a number of seconds in (0, 1]", 4)
+  end
+  return settings
+end
+
+-- Without a sleep of the user's own, a call yields the number of seconds after which its
+-- coroutine wants to be resumed (resuming earlier is harmless).
+local function yield_sleep(s)
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error("llamacloud: coroutine mode: call batches.* from inside a coroutine (or give new a 'sleep' function)", 0)
+  end
+  coroutine.yield(s)
+end
+
+-- A host (now, sleep, get, step, bind) whose waits go through settings.sleep.
+function M.host(settings)
+  settings = check_settings(settings)
+  local sleep = settings.sleep or yield_sleep
+  local interval = settings.poll_interval or M.POLL_INTERVAL
+  local shared = setmetatable({}, { __mode = "k" }) -- client userdata -> the multi its gets share
+  local H = { now = core.now, name = "coroutine" }
+
+  function H.sleep(s)
+    sleep(s > 0 and s or 0)
+  end
+
+  -- Seconds to sleep before the next look at multi, at most max_wait.
+  local function pause_for(multi, next_wait, max_wait)
+    local p = max_wait
+    if next_wait and next_wait < p then p = next_wait end
+    if p > interval and multi:counts() > 0 then p = interval end
+    return p
+  end
+
+  -- Every waiting coroutine steps the shared multi when it wakes, which advances the
+  -- others' transfers too; each leaves once its own request is done.
+  function H.get(ud, id, opts, want_raw)
+    local multi = shared[ud]
+    if not multi then
+      multi = ud:multi(M.CONCURRENCY)
+      shared[ud] = multi
+    end
+    local req = ud:request(id, opts, want_raw)
+    multi:add(req)
+    local _, next_wait = multi:step(0)
+    while not req:done() do
+      H.sleep(pause_for(multi, next_wait, 1))
+      _, next_wait = multi:step(0)
+    end
+    return req:result()
+  end
+
+  function H.step(multi, max_wait)
+    local finished, next_wait = multi:step(0)
+    if finished or max_wait <= 0 then return finished, next_wait end
+    H.sleep(pause_for(multi, next_wait, max_wait))
+    return multi:step(0)
+  end
+
+  function H.bind(ud)
+    local wait = require("llamacloud.wait")
+    local batches = { outcomes = wait.outcomes }
+    function batches.get(id, opts) return H.get(ud, id, opts) end
+    function batches.wait(id, opts) return wait.wait(H, ud, id, opts) end
+    function batches.get_many(ids, opts) return wait.get_many(H, ud, ids, opts) end
+    function batches.wait_many(ids, opts) return wait.wait_many(H, ud, ids, opts) end
+    return batches
+  end
+
+  return H
+end
+
+-- A client (as llamacloud.new(opts) builds) whose batches.* calls yield instead of blocking.
+-- settings.sleep(seconds): how to wait in the user's scheduler (copas.pause, a luv timer...);
+-- without it a call does coroutine.yield(seconds). settings.poll_interval: see POLL_INTERVAL.
+function M.new(opts, settings)
+  return require("llamacloud").new(opts, M.host(settings))
+end
+
+return M

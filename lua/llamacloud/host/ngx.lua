@@ -1,0 +1,175 @@
+-- OpenResty: in phases that can yield, calls wait on ngx.semaphore while one ngx.timer per worker steps
+-- libcurl without blocking and sleeps on its hints; `init` blocks; every other phase raises.
+local core = require("llamacloud.core")
+local wait = require("llamacloud.wait")
+local blocking = require("llamacloud.host.blocking")
+local semaphore = require("ngx.semaphore")
+
+local ngx = ngx
+
+local M = {}
+
+M.now = core.now
+
+-- While transfers are in flight the poller looks at them every POLL_MIN seconds after a
+-- response or a new request, backing off to POLL_MAX while nothing finishes: a fast answer
+-- waits about POLL_MIN more, a slow one at most POLL_MAX, and a worker whose requests all
+-- wait on a slow server wakes 1/POLL_MAX times a second, however many they are.
+M.POLL_MIN = 0.001
+M.POLL_MAX = 0.01
+-- Transfers one client runs at once for its get and wait calls, per worker.
+M.CONCURRENCY = 256
+-- A waiter re-checks its request this often, so it never depends on the poller alone.
+local WAIT_SLICE = 1
+
+local YIELDING = {
+  rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+-- "yield", or "block" in init (the master, before workers exist); any other phase raises.
+local function mode(name)
+  local phase = ngx.get_phase()
+  if YIELDING[phase] then return "yield" end
+  if phase == "init" then return "block" end
+  error("llamacloud: batches." .. name .. " cannot run in nginx's '" .. phase .. "' phase, which cannot "
+    .. "yield; run it from a timer: ngx.timer.at(0, function() ... end)", 3)
+end
+
+-- The poller: one ngx.timer per worker while any multi below has work. Each entry is a
+-- client's shared multi (its waiters: request -> semaphore) or a get_many/wait_many multi
+-- watched for the length of one step (its finished requests collect in the entry).
+local watched = {} -- multi -> entry
+local running = false
+local kick -- wakes the poller early when a request is added; made in the worker, not in init
+
+local function deliver(e, finished)
+  if e.waiters then
+    for i = 1, #finished do
+      local s = e.waiters[finished[i]]
+      e.waiters[finished[i]] = nil
+      if s then s:post(1) end
+    end
+  else
+    for i = 1, #finished do e.finished[#e.finished + 1] = finished[i] end
+    e.sema:post(1)
+  end
+end
+
+local function poll(premature)
+  if premature then
+    running = false
+    return
+  end
+  local interval = M.POLL_MIN
+  while true do
+    local soonest, active = interval, false
+    for multi, e in pairs(watched) do
+      local finished, next_wait = multi:step(0)
+      if finished then
+        active = true
+        deliver(e, finished)
+      end
+      if next_wait then
+        if next_wait < soonest then soonest = next_wait end
+      elseif e.waiters then
+        watched[multi] = nil -- an idle shared multi: watched again at its next request
+      end
+    end
+    if next(watched) == nil then break end
+    -- A wait of 0 would not yield (and ngx.sleep(0) is slow without OpenResty's patches):
+    -- nginx timers have millisecond resolution anyway.
+    if soonest < M.POLL_MIN then soonest = M.POLL_MIN end
+    if kick:wait(soonest) then active = true end
+    interval = active and M.POLL_MIN or math.min(interval * 2, M.POLL_MAX)
+  end
+  running = false
+end
+
+local function wake_poller()
+  if not kick then kick = semaphore.new() end
+  if running then
+    if kick:count() < 0 then kick:post(1) end
+    return true
+  end
+  local ok = ngx.timer.at(0, poll)
+  running = ok and true or false
+  return running
+end
+
+-- Waits for sema to be posted; steps e.multi itself when no poller could be started
+-- (too many timers), so a call never hangs.
+local function wait_for(e, sema, max_wait)
+  if wake_poller() then
+    sema:wait(max_wait)
+    return
+  end
+  local finished = e.multi:step(0)
+  if finished then return deliver(e, finished) end
+  ngx.sleep(math.min(max_wait, M.POLL_MIN))
+end
+
+local shared = setmetatable({}, { __mode = "k" }) -- client userdata -> its entry
+
+-- Host primitives for wait.lua in a yielding phase.
+local Y = { now = core.now, sleep = ngx.sleep }
+
+function Y.get(ud, id, opts, want_raw)
+  local e = shared[ud]
+  if not e then
+    e = { multi = ud:multi(M.CONCURRENCY), waiters = {} }
+    shared[ud] = e
+  end
+  local req = ud:request(id, opts, want_raw)
+  local sema = semaphore.new()
+  e.waiters[req] = sema
+  e.multi:add(req)
+  watched[e.multi] = e
+  while not req:done() do wait_for(e, sema, WAIT_SLICE) end
+  return req:result()
+end
+
+function Y.step(multi, max_wait)
+  local finished, next_wait = multi:step(0)
+  if finished or max_wait <= 0 or not next_wait then return finished, next_wait end
+  local e = { multi = multi, finished = {}, sema = semaphore.new() }
+  watched[multi] = e
+  wait_for(e, e.sema, max_wait)
+  watched[multi] = nil
+  local more
+  more, next_wait = multi:step(0)
+  if more then
+    for i = 1, #more do e.finished[#e.finished + 1] = more[i] end
+  end
+  if #e.finished == 0 then return nil, next_wait end
+  return e.finished, next_wait
+end
+
+M.sleep = ngx.sleep
+M.get = Y.get
+M.step = Y.step
+
+function M.bind(ud)
+  local block = blocking.bind(ud)
+  local batches = { outcomes = wait.outcomes }
+  function batches.get(id, opts)
+    if mode("get") == "block" then return block.get(id, opts) end
+    local batch, err = Y.get(ud, id, opts)
+    return batch, err
+  end
+  function batches.wait(id, opts)
+    if mode("wait") == "block" then return block.wait(id, opts) end
+    return wait.wait(Y, ud, id, opts)
+  end
+  function batches.get_many(ids, opts)
+    if mode("get_many") == "block" then return block.get_many(ids, opts) end
+    return wait.get_many(Y, ud, ids, opts)
+  end
+  function batches.wait_many(ids, opts)
+    if mode("wait_many") == "block" then return block.wait_many(ids, opts) end
+    return wait.wait_many(Y, ud, ids, opts)
+  end
+  return batches
+end
+
+return M

@@ -1,0 +1,286 @@
+-- The OpenResty host in a real nginx (Debian's ndk and http-lua modules, worker_processes 1) running
+-- spec/ngx/nginx.conf against the fake server. Needs nginx and build/jit (make LUA_VERSION=jit).
+local socket = require("socket")
+local fake = require("spec.support.fake")
+
+local DELAY = 1 -- seconds the fake server holds bat-slow
+local CONCURRENT = 20
+
+local ROOT = (debug.getinfo(1, "S").source:match("^@(.-)spec/ngx_spec%.lua$") or "")
+if ROOT == "" or ROOT:sub(1, 1) ~= "/" then ROOT = (os.getenv("PWD") or ".") .. "/" .. ROOT end
+ROOT = ROOT:gsub("/$", "")
+
+local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
+
+local SCENARIO = {
+  batches = {
+    ["bat-slow"] = { steps = { { batch_status = "COMPLETED", delay = DELAY } } },
+    ["bat-done"] = { steps = { "COMPLETED" } },
+    ["bat-run"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
+    ["bat-timer"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
+    ["bat-failed"] = { steps = { "FAILED" } },
+  },
+}
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)\n?$"))
+  return rc, out:gsub("rc=%d+\n?$", "")
+end
+
+local function check_prerequisites()
+  if not read_file(ROOT .. "/build/jit/llamacloud/core.so") then
+    error("build/jit/llamacloud/core.so is missing: run `make LUA_VERSION=jit` first", 0)
+  end
+  for _, m in ipairs(MODULES) do
+    if not read_file(m) then error(m .. " is missing (Debian: apt-get install libnginx-mod-http-lua)", 0) end
+  end
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  local state = stat and stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
+-- Whether something accepts connections on port.
+local function listening(port)
+  local sock = socket.tcp()
+  sock:settimeout(0.2)
+  local ok = sock:connect("127.0.0.1", port)
+  sock:close()
+  return ok ~= nil
+end
+
+-- Starts nginx in the foreground (so its pid is known at once) on a temporary prefix with the
+-- template filled in; returns { dir, port, pid }.
+local function start_nginx(template, url, env)
+  local _, dir = sh("mktemp -d \"${TMPDIR:-/tmp}/llamacloud-ngx.XXXXXX\"")
+  dir = dir:gsub("%s+$", "")
+  assert(os.execute("mkdir -p " .. quote(dir .. "/tmp")))
+  local _, uid = sh("id -u")
+  -- As root the workers would run as nobody; they need the checkout and the temp prefix.
+  local user = uid:match("^0%s*$") and "user root;" or ""
+  local last = ""
+  for _ = 1, 10 do
+    local port = free_port()
+    local conf = template:gsub("@ROOT@", ROOT):gsub("@URL@", url):gsub("@PORT@", tostring(port))
+      :gsub("@USER@", user):gsub("@DIR@", dir)
+    local f = assert(io.open(dir .. "/nginx.conf", "wb"))
+    f:write(conf)
+    f:close()
+    local _, pid = sh((env and env .. " " or "") .. "nginx -p " .. quote(dir .. "/") .. " -c nginx.conf -e "
+      .. quote(dir .. "/error.log") .. " -g 'daemon off;' >" .. quote(dir .. "/stderr.log")
+      .. " 2>&1 </dev/null & echo $!")
+    pid = pid:match("%d+")
+    for _ = 1, 1000 do
+      if listening(port) or not alive(pid) then break end
+      socket.sleep(0.01)
+    end
+    if alive(pid) and listening(port) then return { dir = dir, port = port, pid = pid } end
+    last = (read_file(dir .. "/stderr.log") or "") .. (read_file(dir .. "/error.log") or "")
+    if alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    if not last:match("Address already in use") then break end
+  end
+  os.execute("rm -rf " .. quote(dir))
+  error("nginx did not start:\n" .. last, 0)
+end
+
+local function stop_nginx(n)
+  os.execute("kill -TERM " .. n.pid .. " 2>/dev/null")
+  for _ = 1, 300 do
+    if not alive(n.pid) then break end
+    socket.sleep(0.01)
+  end
+  if alive(n.pid) then os.execute("kill -KILL " .. n.pid .. " 2>/dev/null") end
+  os.execute("rm -rf " .. quote(n.dir))
+end
+
+-- Sends a GET on a new connection; the response is read by receive(sock).
+local function send(port, path)
+  local sock = socket.tcp()
+  sock:settimeout(30)
+  assert(sock:connect("127.0.0.1", port))
+  assert(sock:send("GET " .. path .. " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
+  return sock
+end
+
+local function receive(sock)
+  local data, err, partial = sock:receive("*a")
+  sock:close()
+  data = data or partial
+  local status = tonumber(data and data:match("^HTTP/%d%.%d (%d+)"))
+  local body = data and data:match("\r\n\r\n(.*)$")
+  return status, body and body:gsub("\n$", ""), err
+end
+
+local function get(port, path)
+  return receive(send(port, path))
+end
+
+describe("ngx host", function()
+  local server, nginx
+
+  setup(function()
+    check_prerequisites()
+    server = fake.start({ scenario = SCENARIO })
+    nginx = start_nginx(assert(read_file(ROOT .. "/spec/ngx/nginx.conf")), server.url)
+  end)
+
+  teardown(function()
+    if nginx then stop_nginx(nginx) end
+    if server then server:stop() end
+  end)
+
+  -- The worker's error log, for failure messages.
+  local function log()
+    return "\nerror.log:\n" .. (read_file(nginx.dir .. "/error.log") or "")
+  end
+
+  -- How many requests for id the fake server has seen since its last reset.
+  local function arrived(id)
+    local n = 0
+    for _, r in ipairs(server:requests()) do
+      if r.batch_id == id then n = n + 1 end
+    end
+    return n
+  end
+
+  -- A value the phase handlers store; log runs once the response is out, so it may lag a little.
+  local function result(key)
+    local status, body
+    for _ = 1, 100 do
+      status, body = get(nginx.port, "/results?key=" .. key)
+      if body ~= "" then break end
+      socket.sleep(0.01)
+    end
+    assert.are.equal(200, status)
+    return body
+  end
+
+  it("serves a plain location on the same worker while 20 gets wait on a delayed server", function()
+    server:reset()
+    local started = socket.gettime()
+    local socks = {}
+    for i = 1, CONCURRENT do socks[i] = send(nginx.port, "/get?id=bat-slow") end
+    -- Every get has reached the fake server, which holds each for DELAY.
+    for _ = 1, 500 do
+      if arrived("bat-slow") >= CONCURRENT then break end
+      socket.sleep(0.01)
+    end
+    assert.are.equal(CONCURRENT, arrived("bat-slow"))
+    local t0 = socket.gettime()
+    local status, body = get(nginx.port, "/plain")
+    local plain = socket.gettime() - t0
+    assert.are.same({ 200, "plain" }, { status, body })
+    assert.is_true(plain < 0.1 * DELAY, "plain took " .. plain .. " s" .. log())
+    for i = 1, CONCURRENT do
+      assert.are.same({ 200, "bat-slow COMPLETED" }, { receive(socks[i]) })
+    end
+    -- They ran at once: in series they would take CONCURRENT * DELAY.
+    assert.is_true(socket.gettime() - started < 2 * DELAY)
+  end)
+
+  it("answers a get with the batch or the error's name", function()
+    assert.are.same({ 200, "bat-done COMPLETED" }, { get(nginx.port, "/get?id=bat-done") })
+    assert.are.same({ 200, "error NotFoundError" }, { get(nginx.port, "/get?id=bat-missing") })
+  end)
+
+  it("completes a wait, sleeping through ngx.sleep while the worker serves others", function()
+    server:reset()
+    local interval = 0.5
+    local sock = send(nginx.port, "/wait?id=bat-run&interval=" .. interval)
+    for _ = 1, 500 do
+      if arrived("bat-run") >= 1 then break end
+      socket.sleep(0.01)
+    end
+    local t0 = socket.gettime()
+    assert.are.same({ 200, "plain" }, { get(nginx.port, "/plain") })
+    assert.is_true(socket.gettime() - t0 < 0.1 * interval, log())
+    assert.are.same({ 200, "bat-run COMPLETED 3" }, { receive(sock) })
+  end)
+
+  it("runs get_many and wait_many in a content handler", function()
+    server:reset()
+    assert.are.same({ 200, "3 COMPLETED NotFoundError COMPLETED COMPLETED PollingError" },
+      { get(nginx.port, "/many") })
+  end)
+
+  it("runs in rewrite and access handlers", function()
+    assert.are.same({ 200, "COMPLETED" }, { get(nginx.port, "/rewrite") })
+    assert.are.same({ 200, "COMPLETED" }, { get(nginx.port, "/access") })
+  end)
+
+  it("runs in an ngx.timer", function()
+    assert.are.equal("COMPLETED", result("timer"))
+  end)
+
+  it("blocks in init, before there are workers", function()
+    assert.are.equal("COMPLETED", result("init"))
+  end)
+
+  local function refusal(call, phase)
+    return "false llamacloud: batches." .. call .. " cannot run in nginx's '" .. phase .. "' phase, which "
+      .. "cannot yield; run it from a timer: ngx.timer.at(0, function() ... end)"
+  end
+
+  it("raises in init_worker, naming the phase", function()
+    assert.are.equal(refusal("get", "init_worker"), result("init_worker"))
+  end)
+
+  it("raises in set, naming the phase", function()
+    assert.are.same({ 200, refusal("get", "set") }, { get(nginx.port, "/set") })
+  end)
+
+  it("raises in header and body filters and in log, naming the phase", function()
+    assert.are.same({ 200, "body" }, { get(nginx.port, "/filters") })
+    assert.are.equal(refusal("wait", "header_filter"), result("header_filter"))
+    assert.are.equal(refusal("get_many", "body_filter"), result("body_filter"))
+    assert.are.equal(refusal("wait_many", "log"), result("log"))
+  end)
+
+  it("serves a batch from examples/nginx.conf", function()
+    server:reset()
+    -- The example as shipped, moved to a temporary prefix and port.
+    local conf = assert(read_file(ROOT .. "/examples/nginx.conf"))
+    conf = conf:gsub("daemon off;", "@USER@")
+      :gsub("/tmp/llamacloud%-example%-nginx", "@DIR@/tmp/example")
+      :gsub("error_log /dev/stderr", "error_log error.log")
+      :gsub("127%.0%.0%.1:8081", "127.0.0.1:@PORT@")
+      :gsub("%$prefix", "@ROOT@")
+    local env = "LLAMA_CLOUD_API_KEY=example-key LLAMA_CLOUD_BASE_URL=" .. quote(server.url)
+    local example = start_nginx(conf, server.url, env)
+    finally(function() stop_nginx(example) end)
+    local status, body = get(example.port, "/batches/bat-done?wait=1")
+    assert.are.equal(200, status)
+    assert.truthy(body:match('"status":"COMPLETED"'), body)
+    assert.truthy(body:match('"id":"bat%-done"'), body)
+    assert.are.same({ 404 }, { (get(example.port, "/batches/bat-missing")) })
+  end)
+
+  it("logs no error of its own in the worker", function()
+    local text = read_file(nginx.dir .. "/error.log") or ""
+    assert.is_nil(text:match("%[error%]") or text:match("%[alert%]") or text:match("%[crit%]"), text)
+  end)
+end)

@@ -1,0 +1,21 @@
+-- A blocking call inside a fast event (a vim.loop callback) raises; a callback-mode call there works.
+local t = dofile(os.getenv("LLAMACLOUD_ROOT") .. "/spec/nvim/common.lua")
+local uv = vim.loop
+
+t.run(function()
+  local llamacloud = require("llamacloud")
+  local client = llamacloud.new({ api_key = "test-key", base_url = t.url })
+  local timer = uv.new_timer()
+  timer:start(0, 0, function()
+    timer:close()
+    t.report("fast", vim.in_fast_event())
+    local ok, msg = pcall(client.batches.get, "bat-done")
+    t.report("blocking_get", tostring(ok) .. " " .. tostring(msg))
+    ok, msg = pcall(client.batches.wait, "bat-done", {})
+    t.report("blocking_wait", tostring(ok) .. " " .. tostring(msg))
+    client.batches.get("bat-done", function(batch, err)
+      t.report("callback_get", batch and batch.status or tostring(err))
+      t.quit()
+    end)
+  end)
+end)
