@@ -339,3 +339,19 @@ describe("batches.get", function()
     end
   end)
 end)
+
+describe("batches.get argument errors", function()
+  it("point at the caller's line, not at the library", function()
+    local client = require("llamacloud").new({ api_key = "sk-position", base_url = "http://127.0.0.1:1" })
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, msg = pcall(function() return client.batches.get("bat-x", { max_retry = 1 }) end)
+    assert.is_false(ok)
+    assert.are.equal("get_spec.lua:" .. line .. ": llamacloud: get: unknown option 'max_retry'",
+      msg:match("[^/]*$"))
+  end)
+
+  it("returns exactly batch, err: no third value", function()
+    local client = require("llamacloud").new({ api_key = "sk-position", base_url = "http://127.0.0.1:1" })
+    assert.are.equal(2, select("#", client.batches.get("bat-x", { max_retries = 0 })))
+  end)
+end)

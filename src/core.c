@@ -657,6 +657,25 @@ static int lc_client_get(lua_State *L) {
   return nret;
 }
 
+/* The public blocking get, a closure over its client: batch | nil, err, and no Lua frame
+   between it and the caller, so an argument error names the caller's line. */
+static int lc_client_bound_get(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lc_client_get(L);
+  lua_settop(L, 6); /* ud, id, opts, the request, then the batch and the error get pushed */
+  return 2;
+}
+
+/* client:getter(): that closure. */
+static int lc_client_getter(lua_State *L) {
+  lc_check_client(L, 1);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, lc_client_bound_get, 1);
+  return 1;
+}
+
 /* client:request(id [, opts [, want_raw]]): a request not yet started, for a multi to drive. */
 static int lc_client_request(lua_State *L) {
   lc_client *c = lc_check_client(L, 1);
@@ -910,7 +929,7 @@ static void lc_check_libcurl(lua_State *L) {
 int luaopen_llamacloud_core(lua_State *L) {
   static int curl_ready = 0; /* curl_global_init is reference counted: call it once per process */
   static const luaL_Reg client_methods[] = {
-    {"get", lc_client_get}, {"request", lc_client_request}, {"multi", lc_client_multi},
+    {"get", lc_client_get}, {"getter", lc_client_getter}, {"request", lc_client_request}, {"multi", lc_client_multi},
     {"config", lc_client_config}, {"close", lc_client_close_lua}, {NULL, NULL}};
   static const luaL_Reg request_methods[] = {
     {"result", lc_request_result}, {"done", lc_request_done}, {"cancel", lc_request_cancel},

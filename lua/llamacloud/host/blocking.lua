@@ -8,11 +8,8 @@ M.sleep = core.sleep
 
 function M.bind(ud)
   local wait = require("llamacloud.wait")
-  local batches = {}
-  function batches.get(id, opts)
-    local batch, err = ud:get(id, opts)
-    return batch, err
-  end
+  -- get is the C closure itself: no Lua frame to pay for, and errors point at the caller.
+  local batches = { get = ud:getter() }
   function batches.wait(id, opts)
     return wait.wait(M, ud, id, opts)
   end
