@@ -32,7 +32,7 @@ BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tal
 HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
-.PHONY: all test test-one test-hosts test-steps demo install clean deps bench bench-callgrind
+.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind
 
 all: $(SO)
 
@@ -52,6 +52,19 @@ test-steps:
 	done; \
 	$(MAKE) --no-print-directory test-hosts TALLY=$(TALLY) || status=1; \
 	LLAMACLOUD_TALLY=$(TALLY) sh scripts/luarocks-check.sh || status=1; \
+	$(MAKE) --no-print-directory test-hardening TALLY=$(TALLY) || status=1; \
+	exit $$status
+
+# The hardening checks of make test, each one step in the tally: the suite under ASan+UBSan and under
+# valgrind (their specs count too), every fuzz target for TEST_FUZZ_SECONDS, the soak, the key scan.
+TEST_FUZZ_SECONDS ?= 30
+test-hardening:
+	@status=0; export LLAMACLOUD_TALLY=$(TALLY); \
+	sh scripts/step.sh asan sh scripts/sanitize.sh -o spec/support/tally_output.lua $(HOST_EXCLUDE) spec || status=1; \
+	sh scripts/step.sh valgrind sh scripts/valgrind.sh -o spec/support/tally_output.lua $(HOST_EXCLUDE) spec || status=1; \
+	sh scripts/step.sh fuzz env FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) sh scripts/fuzz.sh || status=1; \
+	sh scripts/step.sh soak $(MAKE) --no-print-directory soak LUA_VERSION=5.4 || status=1; \
+	sh scripts/step.sh keyscan $(MAKE) --no-print-directory keyscan LUA_VERSION=5.4 || status=1; \
 	exit $$status
 
 # The spec suite on one interpreter (LUA_VERSION), e.g. make test-one LUA_VERSION=jit BUSTED_ARGS=spec/get_spec.lua
