@@ -38,6 +38,16 @@ static void lc_buf_clear(lc_buf *b) {
   if (b->data) b->data[0] = '\0';
 }
 
+/* Empties b and gives back its memory beyond cap bytes (kept as it is if realloc fails). */
+static void lc_buf_shrink(lc_buf *b, size_t cap) {
+  char *p;
+  lc_buf_clear(b);
+  if (b->cap <= cap || cap == 0) return;
+  if ((p = (char *)realloc(b->data, cap)) == NULL) return;
+  b->data = p;
+  b->cap = cap;
+}
+
 static void lc_buf_free(lc_buf *b) {
   free(b->data);
   b->data = NULL;
