@@ -161,16 +161,25 @@ local function exit_code_for(entries, command)
   return code
 end
 
-local function run_batches(argv)
-  local command = argv[2]
-  if command == nil then
-    io.stderr:write(M.BATCHES_USAGE)
+local HELP_WORDS = { ["--help"] = true, ["-h"] = true, help = true }
+
+-- A missing command word prints the usage on stderr (exit 2), a help word on stdout (exit 0);
+-- anything else returns nil.
+local function usage_for(word, text)
+  if word == nil then
+    io.stderr:write(text)
     return EXIT.USAGE
   end
-  if command == "--help" or command == "-h" or command == "help" then
-    io.stdout:write(M.BATCHES_USAGE)
+  if HELP_WORDS[word] then
+    io.stdout:write(text)
     return EXIT.OK
   end
+end
+
+local function run_batches(argv)
+  local command = argv[2]
+  local usage_code = usage_for(command, M.BATCHES_USAGE)
+  if usage_code then return usage_code end
   if command ~= "get" and command ~= "wait" then return usage_error("unknown command 'batches " .. command .. "'") end
   local ids, flags = parse_args(argv, 3, command)
   if not ids then return usage_error(flags) end
@@ -232,14 +241,8 @@ end
 function M.main(argv)
   argv = argv or {}
   local command = argv[1]
-  if command == nil then
-    io.stderr:write(M.USAGE)
-    return EXIT.USAGE
-  end
-  if command == "--help" or command == "-h" or command == "help" then
-    io.stdout:write(M.USAGE)
-    return EXIT.OK
-  end
+  local usage_code = usage_for(command, M.USAGE)
+  if usage_code then return usage_code end
   if command == "--version" then
     io.stdout:write("llamacloud ", require("llamacloud.core").VERSION, "\n")
     return EXIT.OK
