@@ -20,23 +20,18 @@
 #include "../src/compat.h"
 #include "../src/core.c"
 
+#define FUZZ_NAME "config_fuzz"
+#include "fuzz_common.h"
+
 #define FUZZ_KEY "sk-fuzz-config-Key"
 
-static lua_State *G;
 static const uint8_t *cur_data;
 static size_t cur_size;
 static struct curl_slist *base_list, *merged_list; /* freed after each input, even after an error */
 
-static void fuzz_fail(const char *why) {
-  size_t i;
-  fprintf(stderr, "config_fuzz: %s\ninput (%zu bytes): ", why, cur_size);
-  for (i = 0; i < cur_size && i < 512; i++) {
-    unsigned char c = cur_data[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, stderr);
-    else fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-  abort();
+/* The checks run inside Lua calls: they fail on the input kept here. */
+static void fuzz_fail_input(const char *why) {
+  fuzz_fail(why, cur_data, cur_size);
 }
 
 static int fuzz_env_headers(lua_State *L) {
@@ -50,8 +45,8 @@ static int fuzz_env_headers(lua_State *L) {
   while (lua_next(L, 1) != 0) {
     size_t vn;
     const char *v = lua_tolstring(L, -1, &vn);
-    if (!lc_header_name_ok(lua_tostring(L, -2))) fuzz_fail("accepted a bad header name");
-    if (memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn)) fuzz_fail("accepted a bad value");
+    if (!lc_header_name_ok(lua_tostring(L, -2))) fuzz_fail_input("accepted a bad header name");
+    if (memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn)) fuzz_fail_input("accepted a bad value");
     if (strcasecmp(lua_tostring(L, -2), "authorization") == 0) env_auth = lua_tostring(L, -2);
     lua_pop(L, 1);
   }
@@ -62,8 +57,8 @@ static int fuzz_env_headers(lua_State *L) {
     const char *colon = strchr(p->data, ':');
     struct curl_slist *b;
     int from_base = 0;
-    if (colon == NULL || colon == p->data || colon[1] != ' ') fuzz_fail("merged line not 'Name: value'");
-    if (strpbrk(p->data, "\r\n")) fuzz_fail("merged line holds CR or LF");
+    if (colon == NULL || colon == p->data || colon[1] != ' ') fuzz_fail_input("merged line not 'Name: value'");
+    if (strpbrk(p->data, "\r\n")) fuzz_fail_input("merged line holds CR or LF");
     for (b = base_list; b != NULL; b = b->next)
       if (strcmp(b->data, p->data) == 0) from_base = 1;
     if (from_base) {
@@ -72,19 +67,19 @@ static int fuzz_env_headers(lua_State *L) {
         const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
         size_t kn = strlen(k);
         if (lc_header_named(p->data, k) && !(strncmp(p->data, k, kn) == 0 && strcmp(p->data + kn + 2, v) == 0))
-          fuzz_fail("a default header was not overridden");
+          fuzz_fail_input("a default header was not overridden");
         lua_pop(L, 1);
       }
     }
     if (lc_header_named(p->data, "Authorization") && env_auth == NULL &&
         strcmp(p->data, "Authorization: Bearer " FUZZ_KEY) != 0)
-      fuzz_fail("the Authorization line changed");
+      fuzz_fail_input("the Authorization line changed");
     n++;
   }
   if (env_auth == NULL) {
     for (p = merged_list; p != NULL; p = p->next)
       if (strcmp(p->data, "Authorization: Bearer " FUZZ_KEY) == 0) break;
-    if (p == NULL) fuzz_fail("the Authorization line is gone");
+    if (p == NULL) fuzz_fail_input("the Authorization line is gone");
   }
   lua_pushinteger(L, n);
   return 1;
@@ -110,17 +105,17 @@ static int fuzz_base_url(lua_State *L) {
   lua_settop(L, 2);
   lc_push_base_url(L, url, allow);
   out = lua_tolstring(L, -1, &n);
-  if (n > 0 && out[n - 1] == '/') fuzz_fail("base URL kept a trailing slash");
-  if (!fuzz_parse(url, &s0, &h0)) fuzz_fail("accepted a URL libcurl cannot parse");
+  if (n > 0 && out[n - 1] == '/') fuzz_fail_input("base URL kept a trailing slash");
+  if (!fuzz_parse(url, &s0, &h0)) fuzz_fail_input("accepted a URL libcurl cannot parse");
   lua_pushfstring(L, "%s/api/v2/batches/bat-x", out);
   if (!fuzz_parse(out, &s1, &h1) || !fuzz_parse(lua_tostring(L, -1), &s2, &h2)) {
     /* "http://h/" trimmed to "http://h" must still parse */
-    fuzz_fail("the trimmed or extended base URL does not parse");
+    fuzz_fail_input("the trimmed or extended base URL does not parse");
   }
   if (strcmp(s0, s1) != 0 || strcmp(h0, h1) != 0 || strcmp(s0, s2) != 0 || strcmp(h0, h2) != 0)
-    fuzz_fail("trimming or adding the path changed the scheme or host");
-  if (strcmp(s0, "https") != 0 && strcmp(s0, "http") != 0) fuzz_fail("accepted a scheme other than http(s)");
-  if (!allow && strcmp(s0, "http") == 0 && !lc_is_loopback(h0)) fuzz_fail("plain http to a remote host");
+    fuzz_fail_input("trimming or adding the path changed the scheme or host");
+  if (strcmp(s0, "https") != 0 && strcmp(s0, "http") != 0) fuzz_fail_input("accepted a scheme other than http(s)");
+  if (!allow && strcmp(s0, "http") == 0 && !lc_is_loopback(h0)) fuzz_fail_input("plain http to a remote host");
   curl_free(s0), curl_free(h0), curl_free(s1), curl_free(h1), curl_free(s2), curl_free(h2);
   return 1;
 }
@@ -135,8 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cur_size = size;
   if (G == NULL) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    G = luaL_newstate();
-    luaL_openlibs(G);
+    fuzz_open_state();
   }
   top = lua_gettop(G);
   text = (char *)malloc(size);
@@ -153,7 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     base_list = merged_list = NULL;
     if (rc != 0) {
       msg = lua_tostring(G, -1);
-      if (msg == NULL || strstr(msg, "LLAMA_CLOUD_CUSTOM_HEADERS") == NULL) fuzz_fail("error does not name the variable");
+      if (msg == NULL || strstr(msg, "LLAMA_CLOUD_CUSTOM_HEADERS") == NULL)
+        fuzz_fail("error does not name the variable", data, size);
     }
     break;
   case 1:
@@ -163,7 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = lua_pcall(G, 2, 1, 0);
     if (rc != 0) {
       msg = lua_tostring(G, -1);
-      if (msg == NULL || strncmp(msg, "llamacloud: base_url", 20) != 0) fuzz_fail("unexpected base_url error");
+      if (msg == NULL || strncmp(msg, "llamacloud: base_url", 20) != 0)
+        fuzz_fail("unexpected base_url error", data, size);
     }
     break;
   default: {
@@ -173,10 +169,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       unsigned char c = (unsigned char)text[i];
       if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != NULL) bad_name = 1;
     }
-    if (lc_header_name_ok(text) == bad_name) fuzz_fail("header name check wrong");
+    if (lc_header_name_ok(text) == bad_name) fuzz_fail("header name check wrong", data, size);
     for (i = 0; i < size - 1; i++)
       if (data[1 + i] == '\r' || data[1 + i] == '\n' || data[1 + i] == '\0') bad_value = 1;
-    if (lc_header_value_ok((const char *)data + 1, size - 1) == bad_value) fuzz_fail("header value check wrong");
+    if (lc_header_value_ok((const char *)data + 1, size - 1) == bad_value)
+      fuzz_fail("header value check wrong", data, size);
     break;
   }
   }

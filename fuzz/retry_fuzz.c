@@ -20,17 +20,8 @@
 #include "../src/compat.h"
 #include "../src/retry.c"
 
-static void fuzz_fail(const char *why, const uint8_t *data, size_t size) {
-  size_t i;
-  fprintf(stderr, "retry_fuzz: %s\ninput (%zu bytes): ", why, size);
-  for (i = 0; i < size && i < 512; i++) {
-    unsigned char c = data[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, stderr);
-    else fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-  abort();
-}
+#define FUZZ_NAME "retry_fuzz"
+#include "fuzz_common.h"
 
 /* Our grammar, checked independently: [ \t]* [+-]? digits [. digits] [ \t]*, at least one digit. */
 static int fuzz_grammar(const char *s) {

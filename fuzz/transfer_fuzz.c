@@ -21,21 +21,10 @@
 #include "../src/compat.h"
 #include "../src/core.c"
 
+#define FUZZ_NAME "transfer_fuzz"
+#include "fuzz_common.h"
+
 #define FUZZ_KEY "sk-fuzz-7Qm2Xv9Lt5Kp3"
-
-static lua_State *G;
-
-static void fuzz_fail(const char *why, const uint8_t *data, size_t size) {
-  size_t i;
-  fprintf(stderr, "transfer_fuzz: %s\ninput (%zu bytes): ", why, size);
-  for (i = 0; i < size && i < 512; i++) {
-    unsigned char c = data[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, stderr);
-    else fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-  abort();
-}
 
 static int fuzz_has_key(const char *s, size_t n) {
   return memmem(s, n, FUZZ_KEY, sizeof FUZZ_KEY - 1) != NULL;
@@ -124,8 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (size < 3) return 0;
   if (G == NULL) {
-    G = luaL_newstate();
-    luaL_openlibs(G);
+    fuzz_open_state();
     lc_error_open(G);
   }
   top = lua_gettop(G);

@@ -18,17 +18,8 @@
 #include "../src/buf.c"
 #include "../src/url.c"
 
-static void fuzz_fail(const char *why, const uint8_t *data, size_t size) {
-  size_t i;
-  fprintf(stderr, "url_fuzz: %s\ninput (%zu bytes): ", why, size);
-  for (i = 0; i < size && i < 512; i++) {
-    unsigned char c = data[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, stderr);
-    else fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-  abort();
-}
+#define FUZZ_NAME "url_fuzz"
+#include "fuzz_common.h"
 
 static int fuzz_hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';

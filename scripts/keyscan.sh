@@ -5,13 +5,8 @@
 # in the output. Spec failures are reported but do not decide: the environment's key can change what some
 # specs expect.
 # Usage: scripts/keyscan.sh [busted args...]   (LUA_VERSION, default 5.4)
-set -u
-cd "$(dirname "$0")/.." || exit 2
-[ $# -gt 0 ] || set -- spec
-LUA_VERSION=${LUA_VERSION:-5.4}
-LUA=${LUA:-lua$LUA_VERSION}
-BUILD=build/$LUA_VERSION
-make -s LUA_VERSION="$LUA_VERSION" "$BUILD/llamacloud/core.so" || exit 2
+. "$(dirname "$0")/suite_common.sh"
+build_module
 
 KEY="sk-keyscan-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 OUT=$(mktemp /tmp/llamacloud-keyscan.XXXXXX)

@@ -3,6 +3,7 @@
 -- Keys go to $LLAMACLOUD_KEYSCAN_OUT as "key<TAB>..." lines (the script then greps the run's whole output
 -- for them); a key found in an error is written as a "leak<TAB>..." line.
 local core = require("llamacloud.core")
+local util = require("spec.support.util")
 
 local OUT = assert(os.getenv("LLAMACLOUD_KEYSCAN_OUT"), "LLAMACLOUD_KEYSCAN_OUT is not set")
 local MIN_KEY = 8 -- a shorter key ("k") is a letter of every message: it cannot be told from a leak
@@ -31,24 +32,11 @@ local function note(key)
   end
 end
 
--- Every string reachable from v, keys included.
-local function strings(v, out, depth)
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" and depth < 20 then
-    for k, x in pairs(v) do
-      strings(k, out, depth + 1)
-      strings(x, out, depth + 1)
-    end
-  end
-  return out
-end
-
 local function scan(err, key, where)
   if type(err) ~= "table" then return end
   scanned.errors = scanned.errors + 1
   if type(key) ~= "string" or #key < MIN_KEY then return end
-  local texts = strings(err, { tostring(err) }, 0)
+  local texts = util.strings(err, { tostring(err) }, 0)
   for _, s in ipairs(texts) do
     if s:find(key, 1, true) then
       append(string.format("leak\t%s\t%s: %q", where, tostring(err.name), s:sub(1, 300)))

@@ -3,11 +3,7 @@
 # The module goes to build/asan/<ver>; the ASan runtime is preloaded into the interpreter (and so into every
 # child the specs spawn), every process writes its reports under a log directory, and a non-empty one fails.
 # Usage: scripts/sanitize.sh [busted args...]   (LUA_VERSION, default 5.4; LUA, default lua$LUA_VERSION)
-set -u
-cd "$(dirname "$0")/.." || exit 2
-[ $# -gt 0 ] || set -- spec
-LUA_VERSION=${LUA_VERSION:-5.4}
-LUA=${LUA:-lua$LUA_VERSION}
+. "$(dirname "$0")/suite_common.sh"
 BUILD=build/asan/$LUA_VERSION
 SANFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 
@@ -15,8 +11,7 @@ command -v clang >/dev/null || { echo "sanitize: clang is missing (apt-get insta
 RT=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
 [ -f "$RT" ] || { echo "sanitize: $RT is missing (apt-get install libclang-rt-14-dev)" >&2; exit 2; }
 
-make -s LUA_VERSION="$LUA_VERSION" BUILD="$BUILD" CC=clang CFLAGS="$SANFLAGS" LDFLAGS="-fsanitize=address,undefined" \
-  "$BUILD/llamacloud/core.so" || exit 2
+build_module CC=clang CFLAGS="$SANFLAGS" LDFLAGS="-fsanitize=address,undefined"
 
 LOGDIR=$(mktemp -d /tmp/llamacloud-asan.XXXXXX)
 SUPP=$PWD/scripts/lsan.supp

@@ -7,6 +7,7 @@ local root = (arg and arg[0] or ""):match("^(.*)/scripts/[^/]+$") or "."
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path
 
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 local llamacloud = require("llamacloud")
 local core = require("llamacloud.core")
 
@@ -48,32 +49,11 @@ local KINDS = {
   { "slow", { delay = 0.2 }, "APITimeoutError", 1, { max_retries = 0, timeout = 0.02 } },
 }
 
-local function status_kb(field)
-  local f = assert(io.open("/proc/self/status"))
-  local s = f:read("*a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
-
-local PID
-do
-  local f = assert(io.open("/proc/self/stat"))
-  PID = f:read("*l"):match("^(%d+)")
-  f:close()
-end
-
--- Descriptors of this process other than pipes (io.popen's own pipe comes and goes while ls runs).
-local function open_fds()
-  local p = assert(io.popen("ls -l /proc/" .. PID .. "/fd | grep -c -v -e 'pipe:' -e '^total'"))
-  local n = tonumber(p:read("*a"))
-  p:close()
-  return n
-end
-
 local function snapshot()
   collectgarbage()
   collectgarbage()
-  return { rss = status_kb("VmRSS"), fds = open_fds(), lua_kb = math.floor(collectgarbage("count")) }
+  -- descriptors other than pipes: io.popen's own pipe comes and goes while ls runs
+  return { rss = util.status_kb("VmRSS"), fds = (util.open_fds()), lua_kb = math.floor(collectgarbage("count")) }
 end
 
 local batches, pick = {}, {}

@@ -4,14 +4,9 @@
 # Children that specs mean to check (the lua_close one in spec/lifetime_spec.lua) are wrapped in valgrind
 # themselves through LLAMACLOUD_SPEC_VALGRIND.
 # Usage: scripts/valgrind.sh [busted args...]   (LUA_VERSION, default 5.4; LUA, default lua$LUA_VERSION)
-set -u
-cd "$(dirname "$0")/.." || exit 2
-[ $# -gt 0 ] || set -- spec
-LUA_VERSION=${LUA_VERSION:-5.4}
-LUA=${LUA:-lua$LUA_VERSION}
-BUILD=build/$LUA_VERSION
+. "$(dirname "$0")/suite_common.sh"
 command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)" >&2; exit 2; }
-make -s LUA_VERSION="$LUA_VERSION" "$BUILD/llamacloud/core.so" || exit 2
+build_module
 
 LOG=$(mktemp /tmp/llamacloud-valgrind.XXXXXX)
 VG="valgrind --tool=memcheck --trace-children=no --leak-check=full --errors-for-leak-kinds=definite \

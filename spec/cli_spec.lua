@@ -1,64 +1,12 @@
 -- Specs of the llamacloud command, run as a child under busted's own interpreter against the fake server.
 local fake = require("spec.support.fake")
+local child = require("spec.support.child")
+local util = require("spec.support.util")
 local socket = require("socket")
 local cjson = require("cjson").new()
 
-local INTERP = fake.interpreter()
 local KEY = "sk-cli-secret"
-local CLEARED = { "LLAMA_CLOUD_API_KEY", "LLAMA_PARSE_API_KEY", "LLAMA_CLOUD_BASE_URL",
-                  "LLAMA_CLOUD_CUSTOM_HEADERS", "LLAMA_CLOUD_LOG" }
-
-local function q(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- The shell command running bin/llamacloud with args under env (name -> value; the rest cleared).
-local function command(args, env)
-  local parts = { "env" }
-  for _, name in ipairs(CLEARED) do parts[#parts + 1] = "-u " .. name end
-  local names = {}
-  for name in pairs(env or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do parts[#parts + 1] = q(name .. "=" .. env[name]) end
-  parts[#parts + 1] = q(INTERP)
-  parts[#parts + 1] = "bin/llamacloud"
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  return table.concat(parts, " ")
-end
-
--- Runs the command without a terminal: exit code, stdout, stderr.
-local function run(args, env)
-  local out, err = os.tmpname(), os.tmpname()
-  local p = assert(io.popen(command(args, env) .. " >" .. out .. " 2>" .. err .. " </dev/null; echo $?"))
-  local code = tonumber(p:read("*a"):match("(%d+)%s*$"))
-  p:close()
-  local o, e = slurp(out), slurp(err)
-  os.remove(out)
-  os.remove(err)
-  return code, o, e
-end
-
--- Runs the command on a pseudo-terminal (util-linux script) with stdout sent to a file:
--- exit code, what reached the terminal, stdout.
-local function run_tty(args, env)
-  local out, tty = os.tmpname(), os.tmpname()
-  local inner = command(args, env) .. " >" .. out
-  local p = assert(io.popen("script -qfec " .. q(inner) .. " /dev/null >" .. tty .. " 2>&1 </dev/null; echo $?"))
-  local code = tonumber(p:read("*a"):match("(%d+)%s*$"))
-  p:close()
-  local t, o = slurp(tty), slurp(out)
-  os.remove(out)
-  os.remove(tty)
-  return code, t, o
-end
+local run, run_tty = child.cli, child.cli_tty
 
 local RAW = '{"status":"COMPLETED",  "id":"bat-raw", "zeta":[1, 2.50, null, "a\\"b"], ' ..
   '"empty":[], "obj":{}, "n":1e2}'
@@ -162,11 +110,8 @@ describe("the llamacloud command", function()
     end)
 
     it("exits 3 when the server cannot be reached", function()
-      local sock = socket.bind("127.0.0.1", 0)
-      local _, port = sock:getsockname()
-      sock:close()
       local code, out, err = run({ "batches", "get", "bat-a", "--max-retries", "0" },
-        { LLAMA_CLOUD_API_KEY = KEY, LLAMA_CLOUD_BASE_URL = "http://127.0.0.1:" .. port })
+        { LLAMA_CLOUD_API_KEY = KEY, LLAMA_CLOUD_BASE_URL = "http://127.0.0.1:" .. util.free_port() })
       assert.are.equal(3, code)
       assert.are.equal("", out)
       assert.matches("APIConnectionError", err, 1, true)
@@ -347,19 +292,12 @@ describe("the llamacloud command", function()
   describe("fake-server", function()
     it("binds a free port with --port 0 and prints it on its first line", function()
       local log = os.tmpname()
-      local p = assert(io.popen(command({ "fake-server", "--port", "0" }) .. " >" .. log .. " 2>&1 </dev/null & echo $!"))
-      local pid = p:read("*l")
-      p:close()
+      local pid = util.spawn(child.cli_command({ "fake-server", "--port", "0" }), log)
       finally(function()
         os.execute("kill " .. pid .. " 2>/dev/null")
         os.remove(log)
       end)
-      local line
-      local deadline = socket.gettime() + 10
-      repeat
-        line = slurp(log):match("^([^\n]*)\n")
-        if not line then socket.sleep(0.02) end
-      until line or socket.gettime() > deadline
+      local line = util.wait_for(log, "^([^\n]*)\n", nil, 10)
       local port = tonumber(line:match("^fake%-server listening on http://127%.0%.0%.1:(%d+)$"))
       assert.is_number(port)
       assert.is_true(port > 0)

@@ -47,13 +47,8 @@ end
 describe("coroutine host", function()
   local server, client
 
-  setup(function()
-    server = fake.start({ scenario = SCENARIO })
-  end)
-
-  teardown(function()
-    if server then server:stop() end
-  end)
+  setup(function() server = fake.start({ scenario = SCENARIO }) end)
+  teardown(function() if server then server:stop() end end)
 
   before_each(function()
     server:reset()

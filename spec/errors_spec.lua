@@ -39,24 +39,17 @@ local function scenario()
   return { api_key = KEY, batches = batches }
 end
 
--- get under pcall: it must not raise, and returns exactly nil, err (plus the hint) on failure.
-local function get(client, id, opts)
-  local res = { pcall(client.batches.get, id, opts) }
-  assert.is_true(res[1], "get raised: " .. tostring(res[2]))
-  return res[2], res[3]
-end
+-- get under pcall: it must not raise.
+local get = fake.get
 
 describe("batches.get errors", function()
   local server, client
 
   setup(function()
     server = fake.start({ scenario = scenario() })
-    client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0, timeout = 5 })
+    client = server:client({ api_key = KEY, max_retries = 0, timeout = 5 })
   end)
-  teardown(function()
-    if client then client.close() end
-    if server then server:stop() end
-  end)
+  teardown(function() if server then server:stop(client) end end)
   before_each(function() server:reset() end)
 
   for _, row in ipairs(ROWS) do

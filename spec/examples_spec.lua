@@ -1,6 +1,7 @@
 -- The plain Lua and coroutine examples run as shipped against the fake server (the Neovim and nginx
 -- ones run in spec/nvim_spec.lua and spec/ngx_spec.lua).
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 
 local SCENARIO = {
   batches = {
@@ -13,21 +14,14 @@ local SCENARIO = {
 describe("examples", function()
   local server
 
-  setup(function()
-    server = fake.start({ scenario = SCENARIO })
-  end)
-
-  teardown(function()
-    if server then server:stop() end
-  end)
+  setup(function() server = fake.start({ scenario = SCENARIO }) end)
+  teardown(function() if server then server:stop() end end)
 
   local function run_example(name)
     server:reset()
-    local cmd = string.format("LLAMA_CLOUD_API_KEY=demo LLAMA_CLOUD_BASE_URL=%s LUA_PATH=%q LUA_CPATH=%q %s %s 2>&1",
-      server.url, package.path, package.cpath, fake.interpreter(), "examples/" .. name)
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
+    local _, out = util.sh(string.format(
+      "LLAMA_CLOUD_API_KEY=demo LLAMA_CLOUD_BASE_URL=%s LUA_PATH=%q LUA_CPATH=%q %s %s",
+      server.url, package.path, package.cpath, fake.interpreter(), "examples/" .. name))
     return out
   end
 

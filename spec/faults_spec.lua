@@ -1,41 +1,13 @@
 -- Fault injection: whatever the server or the network does, get returns the contract's error promptly,
 -- with nothing crashed, leaked or buffered without bound (the leak half is proven by make asan / valgrind).
 local fake = require("spec.support.fake")
-local llamacloud = require("llamacloud")
-local core = require("llamacloud.core")
-local socket = require("socket")
+local util = require("spec.support.util")
 
 local KEY = "sk-faults-spec-key"
 local ID = "bat-f"
 
--- get under pcall: a wire event must never raise.
-local function get(client, id, opts)
-  local res = { pcall(client.batches.get, id or ID, opts) }
-  assert.is_true(res[1], "get raised: " .. tostring(res[2]))
-  return res[2], res[3]
-end
-
-local function timed_get(client, id, opts)
-  local t0 = core.now()
-  local batch, err = get(client, id, opts)
-  return batch, err, core.now() - t0
-end
-
--- kB figures from /proc/self/status (VmRSS now, VmHWM the peak since the last reset_peak()).
-local function status_kb(field)
-  local f = assert(io.open("/proc/self/status"))
-  local s = f:read("*a")
-  f:close()
-  return tonumber(s:match(field .. ":%s*(%d+) kB"))
-end
-
-local function reset_peak()
-  local f = io.open("/proc/self/clear_refs", "w")
-  if not f then return false end
-  local ok = f:write("5")
-  f:close()
-  return ok ~= nil
-end
+local function get(client, id, opts) return fake.get(client, id or ID, opts) end
+local function timed_get(client) return fake.timed_get(client, ID) end
 
 describe("get under faults", function()
   local server
@@ -44,29 +16,11 @@ describe("get under faults", function()
     server:scenario({ api_key = KEY, batches = { [id or ID] = { steps = list } } })
   end
   local function client(opts)
-    local o = { api_key = KEY, base_url = server.url, max_retries = 0, timeout = 20 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local c = llamacloud.new(o)
-    finally(function() c.close() end)
-    return c
-  end
-  -- Waits (without asserting any time) until the server has counted the client's close.
-  local function closed_by_client()
-    local st
-    for _ = 1, 300 do
-      st = server:stats()
-      if st.connections_closed_by_client > 0 then break end
-      socket.sleep(0.01)
-    end
-    return st.connections_closed_by_client
+    return server:client_closed_by(finally, { api_key = KEY, max_retries = 0, timeout = 20 }, opts)
   end
 
-  setup(function()
-    server = fake.start({ scenario = { api_key = KEY, batches = {} } })
-  end)
-  teardown(function()
-    if server then server:stop() end
-  end)
+  setup(function() server = fake.start({ scenario = { api_key = KEY, batches = {} } }) end)
+  teardown(function() if server then server:stop() end end)
 
   describe("a connection reset", function()
     local ROWS = {
@@ -118,7 +72,7 @@ describe("get under faults", function()
       -- one deadline for the whole attempt: the bytes that did arrive never extended it
       assert.is_true(elapsed >= timeout * 0.9, "returned after " .. elapsed .. " s")
       assert.is_true(elapsed < timeout * 3, "returned after " .. elapsed .. " s")
-      assert.are.equal(1, closed_by_client())
+      assert.are.equal(1, server:closed_by_client(300))
     end)
   end)
 
@@ -128,15 +82,15 @@ describe("get under faults", function()
     it("an endless chunked body is refused while receiving, with memory bounded", function()
       steps({ { fault = "endless" } })
       local c = client({ max_body_bytes = CAP })
-      local peak_ok = reset_peak()
-      local rss0 = status_kb("VmRSS")
+      local peak_ok = util.reset_peak()
+      local rss0 = util.status_kb("VmRSS")
       local batch, err = get(c)
-      local hwm = status_kb("VmHWM")
+      local hwm = util.status_kb("VmHWM")
       assert.is_nil(batch)
       assert.are.equal("APIResponseValidationError", err.name)
       assert.truthy(err.message:find("max_body_bytes", 1, true), err.message)
       -- the server stopped sending because the client hung up, not because it reached its 1 GiB
-      assert.are.equal(1, closed_by_client())
+      assert.are.equal(1, server:closed_by_client(300))
       if peak_ok then
         assert.is_true(hwm - rss0 < 64 * 1024, "peak RSS grew by " .. (hwm - rss0) .. " kB for a 4 MiB cap")
       end
@@ -145,13 +99,13 @@ describe("get under faults", function()
     it("a Content-Length past the cap is refused before the body is read", function()
       steps({ { fault = "huge", size = 512 * 1048576 } })
       local c = client({ max_body_bytes = CAP })
-      local peak_ok = reset_peak()
-      local rss0 = status_kb("VmRSS")
+      local peak_ok = util.reset_peak()
+      local rss0 = util.status_kb("VmRSS")
       local batch, err = get(c)
-      local hwm = status_kb("VmHWM")
+      local hwm = util.status_kb("VmHWM")
       assert.is_nil(batch)
       assert.are.equal("APIResponseValidationError", err.name)
-      assert.are.equal(1, closed_by_client())
+      assert.are.equal(1, server:closed_by_client(300))
       if peak_ok then
         assert.is_true(hwm - rss0 < 64 * 1024, "peak RSS grew by " .. (hwm - rss0) .. " kB")
       end
@@ -162,14 +116,14 @@ describe("get under faults", function()
       local c = client({ max_body_bytes = 1048576 })
       get(c)
       collectgarbage()
-      local rss0 = status_kb("VmRSS")
+      local rss0 = util.status_kb("VmRSS")
       for _ = 1, 20 do
         local batch, err = get(c)
         assert.is_nil(batch)
         assert.are.equal("APIResponseValidationError", err.name)
       end
       collectgarbage()
-      local grew = status_kb("VmRSS") - rss0
+      local grew = util.status_kb("VmRSS") - rss0
       assert.is_true(grew < 16 * 1024, "RSS grew by " .. grew .. " kB over 20 refused 1 MiB bodies")
     end)
   end)
@@ -256,19 +210,18 @@ describe("get under faults", function()
       assert.are.equal(name, batch.name)
     end)
 
-    it("invalid UTF-8 outside strings is an APIResponseValidationError", function()
-      steps({ { body = '{"id":"' .. ID .. '","status":"RUNNING",\255:1}' } })
-      local batch, err = get(client())
-      assert.is_nil(batch)
-      assert.are.equal("APIResponseValidationError", err.name)
-    end)
-
-    it("a NUL inside a 2xx body is an APIResponseValidationError", function()
-      steps({ { body = '{"id":"' .. ID .. '","status":"RUNNING"}\0{"x":1}' } })
-      local batch, err = get(client())
-      assert.is_nil(batch)
-      assert.are.equal("APIResponseValidationError", err.name)
-    end)
+    local REFUSED = {
+      { "invalid UTF-8 outside strings", '{"id":"' .. ID .. '","status":"RUNNING",\255:1}' },
+      { "a NUL inside a 2xx body", '{"id":"' .. ID .. '","status":"RUNNING"}\0{"x":1}' },
+    }
+    for _, row in ipairs(REFUSED) do
+      it(row[1] .. " is an APIResponseValidationError", function()
+        steps({ { body = row[2] } })
+        local batch, err = get(client())
+        assert.is_nil(batch)
+        assert.are.equal("APIResponseValidationError", err.name)
+      end)
+    end
   end)
 
   describe("numbers in a 2xx", function()
@@ -284,21 +237,19 @@ describe("get under faults", function()
       end)
     end
 
-    it("decodes a 19-digit integer as that number", function()
-      steps({ { body = body("1234567890123456789") } })
-      local batch, err = get(client())
-      assert.is_nil(err)
-      assert.are.equal("number", type(batch.n))
-      assert.are.equal(1234567890123456789, batch.n)
-    end)
-
-    it("decodes the smallest 64-bit integer as a number", function()
-      steps({ { body = body("-9223372036854775808") } })
-      local batch, err = get(client())
-      assert.is_nil(err)
-      assert.are.equal("number", type(batch.n))
-      assert.are.equal(-9223372036854775807 - 1, batch.n)
-    end)
+    local INTEGERS = {
+      { "a 19-digit integer as that number", "1234567890123456789", 1234567890123456789 },
+      { "the smallest 64-bit integer as a number", "-9223372036854775808", -9223372036854775807 - 1 },
+    }
+    for _, row in ipairs(INTEGERS) do
+      it("decodes " .. row[1], function()
+        steps({ { body = body(row[2]) } })
+        local batch, err = get(client())
+        assert.is_nil(err)
+        assert.are.equal("number", type(batch.n))
+        assert.are.equal(row[3], batch.n)
+      end)
+    end
 
     it("decodes a 19-digit integer past 64 bits as a float near it", function()
       steps({ { body = body("9999999999999999999") } })

@@ -53,12 +53,9 @@ describe("batches.get", function()
       ["bat-raw"] = { steps = { { body = RAW } } },
     } }
     server:scenario(sc)
-    client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
+    client = server:client({ api_key = KEY, max_retries = 0 })
   end)
-  teardown(function()
-    if client then client.close() end
-    if server then server:stop() end
-  end)
+  teardown(function() if server then server:stop(client) end end)
   before_each(function() server:reset() end)
 
   describe("fields and nulls", function()
@@ -191,8 +188,7 @@ describe("batches.get", function()
     end)
 
     it("adds the client's headers option to every request", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, headers = { ["X-Team"] = "docs" } })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, headers = { ["X-Team"] = "docs" } })
       assert.is_table((c.batches.get("bat-done")))
       assert.is_table((c.batches.get("bat-done")))
       local reqs = server:requests()
@@ -210,8 +206,7 @@ describe("batches.get", function()
     end)
 
     it("lets a per-call header replace the client's, names compared without case", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, headers = { ["X-Team"] = "client" } })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, headers = { ["X-Team"] = "client" } })
       assert.is_table((c.batches.get("bat-done", { headers = { ["x-team"] = "call" } })))
       -- one header, not "client, call"
       assert.equal("call", headers_of()["x-team"])
@@ -219,9 +214,7 @@ describe("batches.get", function()
 
     it("lets the headers option replace a default header", function()
       -- Contract-silent, pinned: defaults are the lowest layer, so a caller may set its own.
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url,
-                                 headers = { ["User-Agent"] = "my-app/1.0" } })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, headers = { ["User-Agent"] = "my-app/1.0" } })
       assert.is_table((c.batches.get("bat-done", { headers = { Accept = "application/x-call" } })))
       local h = headers_of()
       assert.equal("my-app/1.0", h["user-agent"])

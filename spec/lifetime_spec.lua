@@ -1,31 +1,17 @@
 -- C handle lifetimes: what is collected, closed or left in flight is freed, and its connections closed;
 -- a raising on_poll leaves the client working. make asan / make valgrind prove nothing leaks meanwhile.
 local fake = require("spec.support.fake")
-local llamacloud = require("llamacloud")
+local util = require("spec.support.util")
 local core = require("llamacloud.core")
-local socket = require("socket")
 
 local KEY = "sk-lifetime-spec-key"
 -- A response that takes about 15 s, writing a byte every 50 ms.
 local SLOW = { fault = "trickle", interval = 0.05 }
 
-local function self_pid()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("*l"):match("^(%d+)")
-  f:close()
-  return pid
-end
-local PID = self_pid()
-
 -- The sockets open in this process (connections, and libcurl's wakeup pairs), and a listing for a
--- failure message. Pipes are left out: the one io.popen makes to run ls comes and goes.
+-- failure message.
 local function open_fds()
-  local p = assert(io.popen("ls -l /proc/" .. PID .. "/fd | grep 'socket:'"))
-  local list = p:read("*a")
-  p:close()
-  local n = 0
-  for _ in list:gmatch("[^\n]+") do n = n + 1 end
-  return n, list
+  return util.open_fds("socket:")
 end
 
 -- A multi holds its requests and a request its client, so each is finalized a cycle after the one
@@ -34,38 +20,23 @@ local function collect()
   for _ = 1, 6 do collectgarbage() end
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
 describe("handle lifetime", function()
   local server
 
   local function scenario(batches)
     server:scenario({ api_key = KEY, batches = batches })
   end
+  local DEFAULTS = { api_key = KEY, max_retries = 0, timeout = 30 }
   local function new_ud(opts)
-    local o = { api_key = KEY, base_url = server.url, max_retries = 0, timeout = 30 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return core.new(o)
+    return core.new(server:options(DEFAULTS, opts))
   end
   local function client(opts)
-    local o = { api_key = KEY, base_url = server.url, max_retries = 0, timeout = 30 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local c = llamacloud.new(o)
-    finally(function() c.close() end)
-    return c
+    return server:client_closed_by(finally, DEFAULTS, opts)
   end
   -- Waits (asserting no time) until the server sees no connection open, and returns its stats. The slow
 -- batch trickles its body, so the server notices a client's close within one interval.
   local function until_closed()
-    local st
-    for _ = 1, 500 do
-      st = server:stats()
-      if st.connections_open == 0 then break end
-      socket.sleep(0.01)
-    end
-    return st
+    return server:stats_when(function(st) return st.connections_open == 0 end, 500)
   end
   -- Starts n slow requests on a new multi of ud; returns the multi and the requests, all in flight.
   local function in_flight(ud, n)
@@ -84,12 +55,8 @@ describe("handle lifetime", function()
     return m, reqs
   end
 
-  setup(function()
-    server = fake.start({ scenario = { api_key = KEY, batches = {} } })
-  end)
-  teardown(function()
-    if server then server:stop() end
-  end)
+  setup(function() server = fake.start({ scenario = { api_key = KEY, batches = {} } }) end)
+  teardown(function() if server then server:stop() end end)
   before_each(function()
     scenario({ ["bat-slow"] = { steps = { SLOW } }, ["bat-ok"] = { steps = { "COMPLETED" } },
                ["bat-run"] = { steps = { "RUNNING", "RUNNING", "COMPLETED" } } })
@@ -341,16 +308,13 @@ if _VERSION ~= "Lua 5.1" or jit then os.exit(0, true) end
       local prefix = ""
       local asan = os.getenv("ASAN_OPTIONS")
       if asan and asan ~= "" then
-        prefix = "ASAN_OPTIONS=" .. shell_quote(asan .. ":exitcode=23") .. " "
+        prefix = "ASAN_OPTIONS=" .. util.quote(asan .. ":exitcode=23") .. " "
       end
       local vg = os.getenv("LLAMACLOUD_SPEC_VALGRIND")
       if vg and vg ~= "" then prefix = prefix .. vg .. " --log-fd=1 " end
-      local cmd = prefix .. shell_quote(fake.interpreter()) .. " -e " .. shell_quote(code) .. " 2>&1; echo \"exit=$?\""
-      local p = assert(io.popen(cmd))
-      local out = p:read("*a")
-      p:close()
+      local exit, out = util.sh(prefix .. util.quote(fake.interpreter()) .. " -e " .. util.quote(code))
       assert.truthy(out:find("running 2 queued 3 second 1", 1, true), out)
-      assert.are.equal("0", out:match("exit=(%d+)%s*$"), out)
+      assert.are.equal(0, exit, out)
       assert.are.equal(0, until_closed().connections_open)
     end)
   end)

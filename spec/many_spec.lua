@@ -1,6 +1,5 @@
 -- Specs of batches.get_many and batches.wait_many (many requests on one multi) and of a multi collected mid-flight.
 local fake = require("spec.support.fake")
-local llamacloud = require("llamacloud")
 local core = require("llamacloud.core")
 
 local EPS = 0.005
@@ -23,12 +22,9 @@ describe("batches.get_many and batches.wait_many", function()
 
   setup(function()
     server = fake.start()
-    client = llamacloud.new({ api_key = "sk-many", base_url = server.url, max_retries = 2 })
+    client = server:client({ api_key = "sk-many", max_retries = 2 })
   end)
-  teardown(function()
-    client.close()
-    server:stop()
-  end)
+  teardown(function() server:stop(client) end)
 
   local function by_id()
     local out = {}

@@ -26,6 +26,22 @@ describe("multi socket interface", function()
     ud:close()
   end)
 
+  -- A multi of ud, closed when the it ends.
+  local function new_multi()
+    local multi = ud:multi(4)
+    finally(function() multi:close() end)
+    return multi
+  end
+
+  -- A watched multi with a request for id added: both.
+  local function watched(id)
+    local multi = new_multi()
+    multi:watch()
+    local req = ud:request(id)
+    multi:add(req)
+    return multi, req
+  end
+
   -- Acts on every socket libcurl wants (as if each were ready) and on its timers, until req ends.
   local function drive(multi, req)
     local seen, gone_all = {}, {}
@@ -45,11 +61,7 @@ describe("multi socket interface", function()
   end
 
   it("lists the socket libcurl wants while a transfer runs and drops it when the multi is idle", function()
-    local multi = ud:multi(4)
-    finally(function() multi:close() end)
-    multi:watch()
-    local req = ud:request("bat-done")
-    multi:add(req)
+    local multi, req = watched("bat-done")
     local seen, gone = drive(multi, req)
     local fds = {}
     for fd, ev in pairs(seen) do
@@ -64,11 +76,7 @@ describe("multi socket interface", function()
   end)
 
   it("returns at once from socket_action while the server holds the response", function()
-    local multi = ud:multi(4)
-    finally(function() multi:close() end)
-    multi:watch()
-    local req = ud:request("bat-slow")
-    multi:add(req)
+    local multi, req = watched("bat-slow")
     local started = core.now()
     local finished, next_wait = multi:socket_action()
     for _ = 1, 20 do
@@ -81,8 +89,7 @@ describe("multi socket interface", function()
   end)
 
   it("reports nothing for a multi that was never watched", function()
-    local multi = ud:multi(4)
-    finally(function() multi:close() end)
+    local multi = new_multi()
     local req = ud:request("bat-done")
     multi:add(req)
     while not req:done() do multi:step(0.01) end
@@ -91,16 +98,14 @@ describe("multi socket interface", function()
   end)
 
   it("refuses watch once a transfer has started", function()
-    local multi = ud:multi(4)
-    finally(function() multi:close() end)
+    local multi = new_multi()
     multi:add(ud:request("bat-slow"))
     multi:step(0)
     assert.has_error(function() multi:watch() end, "llamacloud: watch a multi before any transfer starts")
   end)
 
   it("raises on a socket_action fd that is not a file descriptor", function()
-    local multi = ud:multi(4)
-    finally(function() multi:close() end)
+    local multi = new_multi()
     assert.has_error(function() multi:socket_action(-1) end)
     assert.has_error(function() multi:socket_action(1.5) end)
   end)

@@ -2,13 +2,13 @@
 -- spec/ngx/nginx.conf against the fake server. Needs nginx and build/jit (make LUA_VERSION=jit).
 local socket = require("socket")
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 
 local DELAY = 1 -- seconds the fake server holds bat-slow
 local CONCURRENT = 20
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.-)spec/ngx_spec%.lua$") or "")
-if ROOT == "" or ROOT:sub(1, 1) ~= "/" then ROOT = (os.getenv("PWD") or ".") .. "/" .. ROOT end
-ROOT = ROOT:gsub("/$", "")
+local ROOT = util.root()
+local quote, read_file, alive = util.quote, util.read_file, util.alive
 
 local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 
@@ -22,26 +22,6 @@ local SCENARIO = {
   },
 }
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local rc = tonumber(out:match("rc=(%d+)\n?$"))
-  return rc, out:gsub("rc=%d+\n?$", "")
-end
-
 local function check_prerequisites()
   if not read_file(ROOT .. "/build/jit/llamacloud/core.so") then
     error("build/jit/llamacloud/core.so is missing: run `make LUA_VERSION=jit` first", 0)
@@ -49,19 +29,6 @@ local function check_prerequisites()
   for _, m in ipairs(MODULES) do
     if not read_file(m) then error(m .. " is missing (Debian: apt-get install libnginx-mod-http-lua)", 0) end
   end
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  local state = stat and stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
 end
 
 -- Whether something accepts connections on port.
@@ -76,24 +43,20 @@ end
 -- Starts nginx in the foreground (so its pid is known at once) on a temporary prefix with the
 -- template filled in; returns { dir, port, pid }.
 local function start_nginx(template, url, env)
-  local _, dir = sh("mktemp -d \"${TMPDIR:-/tmp}/llamacloud-ngx.XXXXXX\"")
+  local _, dir = util.sh("mktemp -d \"${TMPDIR:-/tmp}/llamacloud-ngx.XXXXXX\"")
   dir = dir:gsub("%s+$", "")
   assert(os.execute("mkdir -p " .. quote(dir .. "/tmp")))
-  local _, uid = sh("id -u")
+  local _, uid = util.sh("id -u")
   -- As root the workers would run as nobody; they need the checkout and the temp prefix.
   local user = uid:match("^0%s*$") and "user root;" or ""
   local last = ""
   for _ = 1, 10 do
-    local port = free_port()
+    local port = util.free_port()
     local conf = template:gsub("@ROOT@", ROOT):gsub("@URL@", url):gsub("@PORT@", tostring(port))
       :gsub("@USER@", user):gsub("@DIR@", dir)
-    local f = assert(io.open(dir .. "/nginx.conf", "wb"))
-    f:write(conf)
-    f:close()
-    local _, pid = sh((env and env .. " " or "") .. "nginx -p " .. quote(dir .. "/") .. " -c nginx.conf -e "
-      .. quote(dir .. "/error.log") .. " -g 'daemon off;' >" .. quote(dir .. "/stderr.log")
-      .. " 2>&1 </dev/null & echo $!")
-    pid = pid:match("%d+")
+    util.write_file(dir .. "/nginx.conf", conf)
+    local pid = util.spawn((env and env .. " " or "") .. "nginx -p " .. quote(dir .. "/") .. " -c nginx.conf -e "
+      .. quote(dir .. "/error.log") .. " -g 'daemon off;'", dir .. "/stderr.log")
     for _ = 1, 1000 do
       if listening(port) or not alive(pid) then break end
       socket.sleep(0.01)

@@ -1,15 +1,12 @@
 -- The Neovim host in a real `nvim --headless -u NONE`: each script in spec/nvim/ runs against the fake server
 -- and prints "key<TAB>value" lines. Needs nvim and build/jit (make LUA_VERSION=jit).
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 
 local DELAY = 1 -- seconds the fake server holds bat-slow
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.-)spec/nvim_spec%.lua$") or "")
-if ROOT == "" or ROOT:sub(1, 1) ~= "/" then
-  local pwd = os.getenv("PWD") or "."
-  ROOT = pwd .. "/" .. ROOT
-end
-ROOT = ROOT:gsub("/$", "")
+local ROOT = util.root()
+local quote = util.quote
 
 local SCENARIO = {
   batches = {
@@ -25,14 +22,10 @@ local SCENARIO = {
   },
 }
 
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
 local function check_prerequisites()
-  local f = io.open(ROOT .. "/build/jit/llamacloud/core.so", "rb")
-  if not f then error("build/jit/llamacloud/core.so is missing: run `make LUA_VERSION=jit` first", 0) end
-  f:close()
+  if not util.read_file(ROOT .. "/build/jit/llamacloud/core.so") then
+    error("build/jit/llamacloud/core.so is missing: run `make LUA_VERSION=jit` first", 0)
+  end
   local p = io.popen("command -v nvim")
   local path = p:read("*l")
   p:close()
@@ -58,9 +51,7 @@ local function run(server, name, path)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
   p:close()
-  local ef = io.open(errfile, "rb")
-  local err = ef and ef:read("*a") or ""
-  if ef then ef:close() end
+  local err = util.read_file(errfile) or ""
   os.remove(errfile)
   local r = {}
   for key, value in out:gmatch("([%w_]+)\t([^\n]*)") do r[key] = value end

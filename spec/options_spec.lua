@@ -226,15 +226,13 @@ describe("llamacloud.new", function()
 
   describe("options", function()
     it("takes a fractional timeout", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, timeout = 0.25 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, timeout = 0.25 })
       assert.equal(0.25, c.config().timeout)
     end)
 
     it("takes max_retries, max_body_bytes, organization_id and project_id", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0,
-                                 max_body_bytes = 1024, organization_id = "org-1", project_id = "prj-1" })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_retries = 0,
+        max_body_bytes = 1024, organization_id = "org-1", project_id = "prj-1" })
       local cfg = c.config()
       assert.equal(0, cfg.max_retries)
       assert.equal(1024, cfg.max_body_bytes)

@@ -1,7 +1,8 @@
 -- The API key never shows: not in any error's text, body or headers, nor in the CLI's output and debug log.
 local fake = require("spec.support.fake")
+local child = require("spec.support.child")
+local util = require("spec.support.util")
 local llamacloud = require("llamacloud")
-local socket = require("socket")
 
 local KEY = "sk-redact-Zq7Wm3Kp9Xv2Lt5"
 local KEY_CORE = "Zq7Wm3Kp9Xv2Lt5" -- also catches a key cut or re-quoted on its way out
@@ -11,40 +12,15 @@ local function leaks(s)
   return s:find(KEY, 1, true) ~= nil or s:find(KEY_CORE, 1, true) ~= nil
 end
 
--- Every string reachable from v (keys and values), depth-limited.
-local function strings(v, out, depth)
-  out, depth = out or {}, depth or 0
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" and depth < 20 then
-    for k, x in pairs(v) do
-      strings(k, out, depth + 1)
-      strings(x, out, depth + 1)
-    end
-  end
-  return out
-end
-
 local function assert_clean(err, what)
   assert.are.equal("table", type(err), what .. ": expected an error")
   local texts = { tostring(err), err.message }
-  for _, s in ipairs(strings(err.body)) do texts[#texts + 1] = s end
-  for _, s in ipairs(strings(err.headers)) do texts[#texts + 1] = s end
-  for _, s in ipairs(strings(err)) do texts[#texts + 1] = s end
+  for _, s in ipairs(util.strings(err.body)) do texts[#texts + 1] = s end
+  for _, s in ipairs(util.strings(err.headers)) do texts[#texts + 1] = s end
+  for _, s in ipairs(util.strings(err)) do texts[#texts + 1] = s end
   for _, s in ipairs(texts) do
     assert.is_false(leaks(s), what .. ": the key leaked in: " .. s)
   end
-end
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function closed_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return port
 end
 
 local ECHO_JSON = '{"detail":"invalid token ' .. KEY .. '","error":{"key":"' .. KEY
@@ -108,10 +84,7 @@ describe("API key redaction", function()
     for _, case in ipairs(CASES) do
       local id, name, opts = case[1], case[4], case[3]
       it(name .. " from " .. id .. " holds no key", function()
-        local o = { api_key = KEY, base_url = server.url, max_retries = 1, timeout = 5 }
-        for k, v in pairs(opts or {}) do o[k] = v end
-        local client = llamacloud.new(o)
-        finally(function() client.close() end)
+        local client = server:client_closed_by(finally, { api_key = KEY, max_retries = 1, timeout = 5 }, opts)
         local ok, batch, err = pcall(client.batches.get, id)
         assert.is_true(ok, tostring(batch))
         assert.is_nil(batch)
@@ -121,7 +94,7 @@ describe("API key redaction", function()
     end
 
     it("a refused connection's error holds no key", function()
-      local client = llamacloud.new({ api_key = KEY, base_url = "http://127.0.0.1:" .. closed_port(),
+      local client = llamacloud.new({ api_key = KEY, base_url = "http://127.0.0.1:" .. util.free_port(),
                                       max_retries = 0 })
       finally(function() client.close() end)
       local batch, err = client.batches.get("bat-x")
@@ -131,8 +104,7 @@ describe("API key redaction", function()
     end)
 
     it("an echoed key is redacted where it stood, the rest kept", function()
-      local client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
-      finally(function() client.close() end)
+      local client = server:client_closed_by(finally, { api_key = KEY, max_retries = 0 })
       local _, err = client.batches.get("bat-echo-json")
       assert.are.equal("BadRequestError", err.name)
       assert.truthy(err.message:find("invalid token ", 1, true))
@@ -145,8 +117,7 @@ describe("API key redaction", function()
 
     it("the key the server saw was the real one (the requests were authenticated)", function()
       server:reset()
-      local client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
-      finally(function() client.close() end)
+      local client = server:client_closed_by(finally, { api_key = KEY, max_retries = 0 })
       local _, err = client.batches.get("bat-400")
       assert.are.equal("BadRequestError", err.name)
       assert.are.equal("Bearer " .. KEY, server:requests()[1].headers.authorization)
@@ -154,14 +125,12 @@ describe("API key redaction", function()
   end)
 
   describe("in the CLI with LLAMA_CLOUD_LOG=debug", function()
+    -- The command's stdout and stderr together, and its exit code.
     local function run(base_url, args)
-      local cmd = string.format(
-        "LLAMA_CLOUD_API_KEY=%s LLAMA_CLOUD_BASE_URL=%s LLAMA_CLOUD_LOG=debug %s bin/llamacloud %s 2>&1; echo \"exit=$?\"",
-        shell_quote(KEY), shell_quote(base_url), shell_quote(fake.interpreter()), args)
-      local p = assert(io.popen(cmd))
-      local out = p:read("*a")
-      p:close()
-      local code = tonumber(out:match("exit=(%d+)\n?$"))
+      local argv = {}
+      for word in args:gmatch("%S+") do argv[#argv + 1] = word end
+      local code, out = util.sh(child.cli_command(argv,
+        { LLAMA_CLOUD_API_KEY = KEY, LLAMA_CLOUD_BASE_URL = base_url, LLAMA_CLOUD_LOG = "debug" }))
       return out, code
     end
 
@@ -193,7 +162,7 @@ describe("API key redaction", function()
     end
 
     it("prints no key for a refused connection", function()
-      local out, code = run("http://127.0.0.1:" .. closed_port(), "batches get bat-x --max-retries 0")
+      local out, code = run("http://127.0.0.1:" .. util.free_port(), "batches get bat-x --max-retries 0")
       assert.are.equal(3, code, out)
       assert.truthy(out:find("APIConnectionError", 1, true), out)
       assert.is_false(leaks(out), "the key leaked in:\n" .. out)

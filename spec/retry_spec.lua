@@ -1,6 +1,5 @@
 -- The retry policy: what is retried, how often, and how long it waits (over TCP, counting the server's requests).
 local fake = require("spec.support.fake")
-local llamacloud = require("llamacloud")
 local core = require("llamacloud.core")
 
 local KEY = "sk-retry-spec-key"
@@ -17,11 +16,7 @@ local function fail(status, headers)
 end
 
 -- get under pcall: it must not raise.
-local function get(client, opts, id)
-  local res = { pcall(client.batches.get, id or ID, opts) }
-  assert.is_true(res[1], "get raised: " .. tostring(res[2]))
-  return res[2], res[3]
-end
+local function get(client, opts, id) return fake.get(client, id or ID, opts) end
 
 describe("batches.get retries", function()
   local server, client
@@ -39,19 +34,15 @@ describe("batches.get retries", function()
 
   setup(function()
     server = fake.start({ scenario = { api_key = KEY, batches = {} } })
-    client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 2, timeout = 5 })
+    client = server:client({ api_key = KEY, max_retries = 2, timeout = 5 })
   end)
-  teardown(function()
-    if client then client.close() end
-    if server then server:stop() end
-  end)
+  teardown(function() if server then server:stop(client) end end)
 
   describe("a retried kind succeeds when a later step succeeds", function()
     it("after a dropped connection", function()
       steps({ { fault = "drop" }, "COMPLETED" })
       -- A fresh client: libcurl itself resends once when a reused connection dies silently.
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 1 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_retries = 1 })
       local batch, err = get(c)
       assert.is_nil(err)
       assert.are.equal("COMPLETED", batch.status)
@@ -92,8 +83,7 @@ describe("batches.get retries", function()
 
     it("makes one attempt on a 401", function()
       steps({ "COMPLETED" })
-      local c = llamacloud.new({ api_key = "sk-wrong", base_url = server.url, max_retries = 2 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = "sk-wrong", max_retries = 2 })
       local batch, err = get(c)
       assert.is_nil(batch)
       assert.are.equal("AuthenticationError", err.name)
@@ -148,8 +138,7 @@ describe("batches.get retries", function()
 
     it("a body over max_body_bytes", function()
       steps({ { fault = "huge", size = 65536, headers = { ["retry-after-ms"] = "0" } }, "COMPLETED" })
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_body_bytes = 1024 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_body_bytes = 1024 })
       local batch, err = get(c)
       assert.is_nil(batch)
       assert.are.equal("APIResponseValidationError", err.name)
@@ -169,8 +158,7 @@ describe("batches.get retries", function()
 
     it("max_retries = 0 makes one attempt", function()
       steps({ fail(500), "COMPLETED" })
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_retries = 0 })
       local batch, err = get(c)
       assert.is_nil(batch)
       assert.are.equal("InternalServerError", err.name)
@@ -180,8 +168,7 @@ describe("batches.get retries", function()
 
     it("a per-call max_retries above the client's wins", function()
       steps({ fail(500), fail(500), fail(500), "COMPLETED" })
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_retries = 0 })
       local batch, err = get(c, { max_retries = 3 })
       assert.is_nil(err)
       assert.are.equal("COMPLETED", batch.status)
@@ -200,8 +187,7 @@ describe("batches.get retries", function()
     it("a connection error that never clears uses every attempt", function()
       steps({ { fault = "drop" }, { fault = "truncate" }, { fault = "reset_headers" } })
       -- A fresh client, so no attempt rides a reused connection (libcurl resends those itself).
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 2 })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, max_retries = 2 })
       local batch, err = get(c)
       assert.is_nil(batch)
       assert.are.equal("APIConnectionError", err.name)

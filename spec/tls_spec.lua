@@ -3,55 +3,17 @@
 -- only when allowed. Certificates are made for the run with the openssl command into a temporary dir.
 local fake = require("spec.support.fake")
 local child = require("spec.support.child")
+local util = require("spec.support.util")
 local llamacloud = require("llamacloud")
-local socket = require("socket")
 
 local KEY = "sk-tls-spec-Hq4Rv8Wz2Nc6"
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  return tonumber(out:match("exit=(%d+)%s*$")), out
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
-local function free_port()
-  local probe = assert(socket.bind("127.0.0.1", 0))
-  local _, port = probe:getsockname()
-  probe:close()
-  return tonumber(port)
-end
-
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat") or ""
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
-end
-
-local HAVE_OPENSSL = sh("command -v openssl >/dev/null") == 0
+local HAVE_OPENSSL = util.sh("command -v openssl >/dev/null") == 0
 
 -- A CA, a leaf it signed for localhost and 127.0.0.1, and a self-signed leaf for the same names.
 local function make_certs(dir)
   local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-  write_file(dir .. "/leaf.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+  util.write_file(dir .. "/leaf.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
     .. "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
   local steps = {
     "openssl req -x509 " .. ec .. " -keyout ca.key -out ca.pem -days 2 -subj '/CN=llamacloud spec CA'"
@@ -66,7 +28,7 @@ local function make_certs(dir)
       .. " > www/api/v2/batches/bat-tls",
   }
   for _, step in ipairs(steps) do
-    local rc, out = sh("cd " .. shell_quote(dir) .. " && " .. step)
+    local rc, out = util.sh("cd " .. util.quote(dir) .. " && " .. step)
     if rc ~= 0 then error("certificate setup failed: " .. step .. "\n" .. out, 0) end
   end
 end
@@ -74,37 +36,27 @@ end
 -- openssl s_server serving dir/www (GET /api/v2/batches/bat-tls is the file) on every address.
 local function start_tls_server(dir, cert, key)
   for _ = 1, 10 do
-    local port = free_port()
+    local port = util.free_port()
     local log = dir .. "/s_server." .. port .. ".log"
-    local p = assert(io.popen(string.format(
-      "cd %s && exec openssl s_server -accept %d -cert %s -key %s -WWW >%s 2>&1 </dev/null & echo $!",
-      shell_quote(dir .. "/www"), port, shell_quote(dir .. "/" .. cert), shell_quote(dir .. "/" .. key),
-      shell_quote(log))))
-    local pid = p:read("*l")
-    p:close()
-    for _ = 1, 500 do
-      local out = read_file(log) or ""
-      if out:find("ACCEPT", 1, true) then return { pid = pid, port = port } end
-      if not alive(pid) then break end
-      socket.sleep(0.01)
+    local pid = util.spawn(string.format("cd %s && exec openssl s_server -accept %d -cert %s -key %s -WWW",
+      util.quote(dir .. "/www"), port, util.quote(dir .. "/" .. cert), util.quote(dir .. "/" .. key)), log)
+    if util.wait_for(log, "ACCEPT", pid, 5) then
+      return { pid = pid, port = port }
     end
-    if alive(pid) then os.execute("kill " .. pid) end
+    if util.alive(pid) then os.execute("kill " .. pid) end
   end
   error("openssl s_server did not start", 0)
 end
 
 local function stop_tls_server(s)
-  if s and s.pid and alive(s.pid) then os.execute("kill " .. s.pid) end
+  if s and s.pid and util.alive(s.pid) then os.execute("kill " .. s.pid) end
 end
 
 local function get(opts, id)
-  local o = { api_key = KEY, max_retries = 0, timeout = 10 }
-  for k, v in pairs(opts) do o[k] = v end
-  local c = llamacloud.new(o)
-  local res = { pcall(c.batches.get, id or "bat-tls") }
+  local c = llamacloud.new(util.merge({ api_key = KEY, max_retries = 0, timeout = 10 }, opts))
+  local batch, err = fake.get(c, id or "bat-tls")
   c.close()
-  assert.is_true(res[1], "get raised: " .. tostring(res[2]))
-  return res[2], res[3]
+  return batch, err
 end
 
 local describe_tls = HAVE_OPENSSL and describe or pending
@@ -115,7 +67,7 @@ describe_tls("TLS verification against a local openssl s_server", function()
   setup(function()
     dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute("mkdir -p " .. shell_quote(dir)))
+    assert(os.execute("mkdir -p " .. util.quote(dir)))
     make_certs(dir)
     server = start_tls_server(dir, "leaf.pem", "leaf.key")
     selfsigned = start_tls_server(dir, "self.pem", "self.key")
@@ -123,7 +75,7 @@ describe_tls("TLS verification against a local openssl s_server", function()
   teardown(function()
     stop_tls_server(server)
     stop_tls_server(selfsigned)
-    if dir then os.execute("rm -rf " .. shell_quote(dir)) end
+    if dir then os.execute("rm -rf " .. util.quote(dir)) end
   end)
 
   it("is on by default: an unknown CA is an APIConnectionError that says why", function()

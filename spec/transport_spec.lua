@@ -1,24 +1,13 @@
 -- The transfer: timeouts, connection faults, bad bodies, the body cap and keep-alive, all over TCP.
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 local llamacloud = require("llamacloud")
-local core = require("llamacloud.core")
-local socket = require("socket")
 
 local KEY = "sk-transport-spec-key"
 local ID = "bat-t"
 
--- get under pcall: it must not raise.
-local function get(client, opts, id)
-  local res = { pcall(client.batches.get, id or ID, opts) }
-  assert.is_true(res[1], "get raised: " .. tostring(res[2]))
-  return res[2], res[3]
-end
-
-local function timed_get(client, opts)
-  local t0 = core.now()
-  local batch, err = get(client, opts)
-  return batch, err, core.now() - t0
-end
+local function get(client, opts, id) return fake.get(client, id or ID, opts) end
+local function timed_get(client, opts) return fake.timed_get(client, ID, opts) end
 
 describe("batches.get transport", function()
   local server
@@ -28,29 +17,11 @@ describe("batches.get transport", function()
   end
   -- A fresh client per test, so one test's connection never carries into the next.
   local function client(opts)
-    local o = { api_key = KEY, base_url = server.url, max_retries = 0, timeout = 5 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local c = llamacloud.new(o)
-    finally(function() c.close() end)
-    return c
-  end
-  -- Waits (without asserting any time) for the server to count the client's close.
-  local function closed_by_client()
-    local st
-    for _ = 1, 200 do
-      st = server:stats()
-      if st.connections_closed_by_client > 0 then break end
-      socket.sleep(0.01)
-    end
-    return st.connections_closed_by_client
+    return server:client_closed_by(finally, { api_key = KEY, max_retries = 0, timeout = 5 }, opts)
   end
 
-  setup(function()
-    server = fake.start({ scenario = { api_key = KEY, batches = {} } })
-  end)
-  teardown(function()
-    if server then server:stop() end
-  end)
+  setup(function() server = fake.start({ scenario = { api_key = KEY, batches = {} } }) end)
+  teardown(function() if server then server:stop() end end)
 
   describe("timeouts", function()
     it("a response slower than timeout is an APITimeoutError, returned promptly", function()
@@ -88,10 +59,7 @@ describe("batches.get transport", function()
 
   describe("connection faults are APIConnectionError", function()
     it("a refused connection (closed port)", function()
-      local probe = assert(socket.bind("127.0.0.1", 0))
-      local _, port = probe:getsockname()
-      probe:close()
-      local c = llamacloud.new({ api_key = KEY, base_url = "http://127.0.0.1:" .. port, max_retries = 0 })
+      local c = llamacloud.new({ api_key = KEY, base_url = "http://127.0.0.1:" .. util.free_port(), max_retries = 0 })
       finally(function() c.close() end)
       local batch, err = get(c)
       assert.is_nil(batch)
@@ -149,24 +117,21 @@ describe("batches.get transport", function()
   end)
 
   describe("max_body_bytes", function()
-    it("refuses a huge body without buffering it", function()
-      steps({ { fault = "huge", size = 64 * 1048576 } })
-      local batch, err = get(client({ max_body_bytes = 4096 }))
-      assert.is_nil(batch)
-      assert.are.equal("APIResponseValidationError", err.name)
-      assert.truthy(err.message:find("max_body_bytes", 1, true))
-      -- The server could not finish sending: the client hung up first.
-      assert.are.equal(1, closed_by_client())
-    end)
-
-    it("refuses an endless chunked body without buffering it", function()
-      steps({ { fault = "endless" } })
-      local batch, err = get(client({ max_body_bytes = 65536 }))
-      assert.is_nil(batch)
-      assert.are.equal("APIResponseValidationError", err.name)
-      assert.truthy(err.message:find("max_body_bytes", 1, true))
-      assert.are.equal(1, closed_by_client())
-    end)
+    local REFUSED = {
+      { "a huge body", { fault = "huge", size = 64 * 1048576 }, 4096 },
+      { "an endless chunked body", { fault = "endless" }, 65536 },
+    }
+    for _, row in ipairs(REFUSED) do
+      it("refuses " .. row[1] .. " without buffering it", function()
+        steps({ row[2] })
+        local batch, err = get(client({ max_body_bytes = row[3] }))
+        assert.is_nil(batch)
+        assert.are.equal("APIResponseValidationError", err.name)
+        assert.truthy(err.message:find("max_body_bytes", 1, true))
+        -- The server could not finish sending: the client hung up first.
+        assert.are.equal(1, server:closed_by_client(200))
+      end)
+    end
 
     it("accepts a body just under the cap", function()
       steps({ { fault = "huge", size = 8000, batch_status = "COMPLETED" } })

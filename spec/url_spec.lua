@@ -72,12 +72,9 @@ describe("batches.get URL", function()
 
   setup(function()
     server = fake.start({ scenario = { api_key = KEY, any = { steps = { "COMPLETED" } } } })
-    client = llamacloud.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
+    client = server:client({ api_key = KEY, max_retries = 0 })
   end)
-  teardown(function()
-    if client then client.close() end
-    if server then server:stop() end
-  end)
+  teardown(function() if server then server:stop(client) end end)
   before_each(function() server:reset() end)
 
   -- The one request the server saw for a get that must succeed.
@@ -155,17 +152,13 @@ describe("batches.get URL", function()
     end)
 
     it("sends organization_id and project_id from the client's defaults", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url,
-                                 organization_id = "org-1", project_id = "prj-1" })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, organization_id = "org-1", project_id = "prj-1" })
       assert.same({ { "organization_id", "org-1" }, { "project_id", "prj-1" } },
                   pairs_of((sent(c, "bat-1")).query))
     end)
 
     it("lets a per-call organization_id and project_id replace the client's", function()
-      local c = llamacloud.new({ api_key = KEY, base_url = server.url,
-                                 organization_id = "org-1", project_id = "prj-1" })
-      finally(function() c.close() end)
+      local c = server:client_closed_by(finally, { api_key = KEY, organization_id = "org-1", project_id = "prj-1" })
       assert.same({ { "organization_id", "org-2" }, { "project_id", "prj-2" } },
                   pairs_of((sent(c, "bat-1", { organization_id = "org-2", project_id = "prj-2" })).query))
     end)

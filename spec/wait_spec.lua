@@ -1,6 +1,5 @@
 -- Specs of batches.wait against the fake server: when it polls, how it sleeps, what on_poll sees and how it ends.
 local fake = require("spec.support.fake")
-local llamacloud = require("llamacloud")
 local core = require("llamacloud.core")
 
 -- The server stamps a request when its head arrives; a client's sleep and the stamp may
@@ -20,12 +19,9 @@ describe("batches.wait", function()
 
   setup(function()
     server = fake.start()
-    client = llamacloud.new({ api_key = "sk-wait", base_url = server.url, max_retries = 0 })
+    client = server:client({ api_key = "sk-wait", max_retries = 0 })
   end)
-  teardown(function()
-    client.close()
-    server:stop()
-  end)
+  teardown(function() server:stop(client) end)
 
   local function scenario(steps, extra)
     local batches = { [ID] = { steps = steps } }
@@ -91,48 +87,31 @@ describe("batches.wait", function()
     end
   end)
 
-  it("sleeps interval * n after poll n with linear backoff", function()
-    scenario(running(5, "COMPLETED"))
-    local batch, err = client.batches.wait(ID, { interval = 0.03, max_interval = 10, backoff = "linear" })
-    assert.is_nil(err)
-    assert.are.equal("COMPLETED", batch.status)
-    local g = gaps()
-    assert.are.equal(5, #g)
-    for n = 1, 5 do assert.is_true(g[n] >= 0.03 * n - EPS, "gap " .. n .. " was " .. g[n]) end
-  end)
-
-  it("uses linear backoff when none is given", function()
-    scenario(running(4, "COMPLETED"))
-    local batch, err = client.batches.wait(ID, { interval = 0.03, max_interval = 10 })
-    assert.is_nil(err)
-    assert.are.equal("COMPLETED", batch.status)
-    local g = gaps()
-    assert.are.equal(4, #g)
-    for n = 1, 4 do assert.is_true(g[n] >= 0.03 * n - EPS, "gap " .. n .. " was " .. g[n]) end
-  end)
-
-  it("doubles the sleep after each poll with exponential backoff", function()
-    scenario(running(4, "COMPLETED"))
-    local batch, err = client.batches.wait(ID, { interval = 0.02, max_interval = 10, backoff = "exponential" })
-    assert.is_nil(err)
-    assert.are.equal("COMPLETED", batch.status)
-    local g = gaps()
-    assert.are.equal(4, #g)
-    for n = 1, 4 do
-      local want = 0.02 * 2 ^ (n - 1)
-      assert.is_true(g[n] >= want - EPS, "gap " .. n .. " was " .. g[n] .. ", want " .. want)
-    end
-  end)
-
-  it("sleeps interval after every poll with constant backoff", function()
-    scenario(running(5, "COMPLETED"))
-    local batch, err = client.batches.wait(ID, { interval = 0.05, max_interval = 10, backoff = "constant" })
-    assert.is_nil(err)
-    assert.are.equal("COMPLETED", batch.status)
-    local g = gaps()
-    assert.are.equal(5, #g)
-    for n = 1, 5 do assert.is_true(g[n] >= 0.05 - EPS, "gap " .. n .. " was " .. g[n]) end
-  end)
+  -- name, polls before COMPLETED, options, the least sleep after poll n
+  local BACKOFFS = {
+    { "sleeps interval * n after poll n with linear backoff", 5,
+      { interval = 0.03, max_interval = 10, backoff = "linear" }, function(n) return 0.03 * n end },
+    { "uses linear backoff when none is given", 4,
+      { interval = 0.03, max_interval = 10 }, function(n) return 0.03 * n end },
+    { "doubles the sleep after each poll with exponential backoff", 4,
+      { interval = 0.02, max_interval = 10, backoff = "exponential" }, function(n) return 0.02 * 2 ^ (n - 1) end },
+    { "sleeps interval after every poll with constant backoff", 5,
+      { interval = 0.05, max_interval = 10, backoff = "constant" }, function() return 0.05 end },
+  }
+  for _, row in ipairs(BACKOFFS) do
+    local count, opts, want = row[2], row[3], row[4]
+    it(row[1], function()
+      scenario(running(count, "COMPLETED"))
+      local batch, err = client.batches.wait(ID, opts)
+      assert.is_nil(err)
+      assert.are.equal("COMPLETED", batch.status)
+      local g = gaps()
+      assert.are.equal(count, #g)
+      for n = 1, count do
+        assert.is_true(g[n] >= want(n) - EPS, "gap " .. n .. " was " .. g[n] .. ", want " .. want(n))
+      end
+    end)
+  end
 
   it("caps the sleep at max_interval", function()
     scenario(running(6, "COMPLETED"))
@@ -216,8 +195,7 @@ describe("batches.wait", function()
   end)
 
   it("hands on_poll a failure that get's own retries did not cure, and polls on", function()
-    local retrying = llamacloud.new({ api_key = "sk-wait", base_url = server.url, max_retries = 1 })
-    finally(function() retrying.close() end)
+    local retrying = server:client_closed_by(finally, { api_key = "sk-wait", max_retries = 1 })
     local fail = { status = 500, headers = { ["retry-after-ms"] = "0" } }
     scenario({ fail, fail, "COMPLETED" })
     local seen, on_poll = recorder()

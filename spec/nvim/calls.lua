@@ -5,10 +5,7 @@ t.run(function()
   local llamacloud = require("llamacloud")
   local before = t.handles()
   local client = llamacloud.new({ api_key = "test-key", base_url = t.url })
-  local pending = 4
-  local function one_done()
-    pending = pending - 1
-    if pending > 0 then return end
+  local one_done = t.countdown(4, function()
     vim.schedule(function()
       t.report("left", t.new_handles(before))
       -- Without a callback a call blocks, outside fast events.
@@ -18,7 +15,7 @@ t.run(function()
       t.report("blocking_many", list[1].batch.status .. " " .. list[2].err.name)
       t.quit()
     end)
-  end
+  end)
   local polls = {}
   client.batches.wait("bat-run", {
     interval = 0.05,

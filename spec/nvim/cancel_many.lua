@@ -1,7 +1,5 @@
 -- Cancelling wait (asleep between polls), get_many and wait_many (transfers in flight) leaves no handle and no callback.
 local t = dofile(os.getenv("LLAMACLOUD_ROOT") .. "/spec/nvim/common.lua")
-local uv = vim.loop
-local delay = tonumber(os.getenv("LLAMACLOUD_TEST_DELAY"))
 
 t.run(function()
   local llamacloud = require("llamacloud")
@@ -20,25 +18,13 @@ t.run(function()
     called[#called + 1] = "on_poll"
     t.report("cancel_own", own:cancel())
   end }, function() called[#called + 1] = "own" end)
-  local after = uv.new_timer()
-  after:start(math.floor(delay * 300), 0, function()
-    after:close()
-    vim.schedule(function()
-      for _, name in ipairs({ "wait", "get_many", "wait_many" }) do
-        t.report("cancel_" .. name, handles[name]:cancel())
-      end
-      t.report("left_at_cancel", t.new_handles(before))
-      vim.defer_fn(function()
-        t.stats(function(stats)
-          t.report("called", table.concat(called, ","))
-          t.report("closed_by_client", t.stat(stats, "connections_closed_by_client"))
-          t.report("connections_open", t.stat(stats, "connections_open"))
-          vim.schedule(function()
-            t.report("left", t.new_handles(before))
-            t.quit()
-          end)
-        end)
-      end, math.floor(delay * 1500))
+  t.after(math.floor(t.delay * 300), function()
+    for _, name in ipairs({ "wait", "get_many", "wait_many" }) do
+      t.report("cancel_" .. name, handles[name]:cancel())
+    end
+    t.report("left_at_cancel", t.new_handles(before))
+    t.finish_with_stats(math.floor(t.delay * 1500), before, function()
+      t.report("called", table.concat(called, ","))
     end)
   end)
 end)

@@ -12,6 +12,7 @@ package.cpath = root .. "/build/jit/?.so;" .. package.cpath
 
 M.url = assert(os.getenv("LLAMACLOUD_TEST_URL"), "LLAMACLOUD_TEST_URL not set")
 M.port = tonumber(M.url:match(":(%d+)$"))
+M.delay = tonumber(os.getenv("LLAMACLOUD_TEST_DELAY")) -- seconds the fake server holds bat-slow
 
 function M.report(key, value)
   io.stdout:write(key, "\t", tostring(value), "\n")
@@ -60,6 +61,31 @@ watchdog:start(30000, 0, function()
   os.exit(1)
 end)
 
+-- Reports the handles left since mark on the loop's next turn, and quits.
+function M.finish(mark)
+  vim.schedule(function()
+    M.report("left", M.new_handles(mark))
+    M.quit()
+  end)
+end
+
+-- A function that runs fn on its n-th call (n callbacks all done).
+function M.countdown(n, fn)
+  return function()
+    n = n - 1
+    if n == 0 then fn() end
+  end
+end
+
+-- Runs fn on the main loop once a vim.loop timer of ms has fired.
+function M.after(ms, fn)
+  local timer = uv.new_timer()
+  timer:start(ms, 0, function()
+    timer:close()
+    vim.schedule(fn)
+  end)
+end
+
 -- Runs fn in protected mode; an error is reported and ends the script.
 function M.run(fn)
   local ok, err = xpcall(fn, debug.traceback)
@@ -93,6 +119,19 @@ end
 
 function M.stat(text, name)
   return tonumber(text:match('"' .. name .. '":(%d+)'))
+end
+
+-- After ms, reads the server's stats and reports its connections closed by the client and still open,
+-- and what more report(stats, err) reports; then finishes as M.finish(mark).
+function M.finish_with_stats(ms, mark, report)
+  vim.defer_fn(function()
+    M.stats(function(stats, err)
+      report(stats, err)
+      M.report("closed_by_client", M.stat(stats, "connections_closed_by_client"))
+      M.report("connections_open", M.stat(stats, "connections_open"))
+      M.finish(mark)
+    end)
+  end, ms)
 end
 
 return M

@@ -6,16 +6,7 @@ t.run(function()
   local before = t.handles()
   local client = llamacloud.new({ api_key = "test-key", base_url = t.url })
   local refused = llamacloud.new({ api_key = "test-key", base_url = "http://127.0.0.1:1", max_retries = 0 })
-  local pending = 3
-  local function one_done()
-    pending = pending - 1
-    if pending == 0 then
-      vim.schedule(function()
-        t.report("left", t.new_handles(before))
-        t.quit()
-      end)
-    end
-  end
+  local one_done = t.countdown(3, function() t.finish(before) end)
   client.batches.get("bat-missing", function(batch, err)
     t.report("missing", tostring(batch) .. " " .. (err and err.name or "-") .. " " .. tostring(err and err.status))
     one_done()

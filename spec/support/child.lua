@@ -1,6 +1,8 @@
--- Runs a Lua chunk in a child interpreter with a chosen environment, since Lua has no os.setenv.
+-- Runs a Lua chunk, or the llamacloud command, in a child process with a chosen environment, since Lua
+-- has no os.setenv.
 local cjson = require("cjson").new()
 local fake = require("spec.support.fake")
+local util = require("spec.support.util")
 
 local M = {}
 
@@ -10,8 +12,17 @@ M.CLEARED = {
   "LLAMA_CLOUD_CUSTOM_HEADERS", "LLAMA_CLOUD_LOG",
 }
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
+-- The shell command running argv (each word quoted here) under env: name -> value, set on top of a
+-- cleared M.CLEARED.
+function M.command(env, argv)
+  local parts = { "env" }
+  for _, name in ipairs(M.CLEARED) do parts[#parts + 1] = "-u " .. name end
+  local names = {}
+  for name in pairs(env or {}) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do parts[#parts + 1] = util.quote(name .. "=" .. env[name]) end
+  for _, a in ipairs(argv) do parts[#parts + 1] = util.quote(a) end
+  return table.concat(parts, " ")
 end
 
 -- The child runs `code` (a chunk that returns one value) under the same
@@ -27,25 +38,50 @@ if ok then out.value = v else out.err = tostring(v) end
 io.write(require("spec.support.fake").encode(out))
 ]]
 
--- env: name -> value set in the child (on top of a cleared M.CLEARED).
 -- Returns the decoded { ok, value, err }; raises if the child printed no JSON.
 function M.run(env, code)
-  local parts = { "env" }
-  for _, name in ipairs(M.CLEARED) do parts[#parts + 1] = "-u " .. name end
-  local names = {}
-  for name in pairs(env or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do parts[#parts + 1] = shell_quote(name .. "=" .. env[name]) end
-  parts[#parts + 1] = shell_quote(fake.interpreter())
-  parts[#parts + 1] = "-e"
-  parts[#parts + 1] = shell_quote(string.format(WRAPPER, package.path, package.cpath, code))
-  parts[#parts + 1] = "2>&1"
-  local p = assert(io.popen(table.concat(parts, " ")))
+  local cmd = M.command(env, { fake.interpreter(), "-e", string.format(WRAPPER, package.path, package.cpath, code) })
+  local p = assert(io.popen(cmd .. " 2>&1"))
   local out = p:read("*a")
   p:close()
   local ok, res = pcall(cjson.decode, out)
   if not ok or type(res) ~= "table" then error("child printed no result:\n" .. out, 2) end
   return res
+end
+
+-- The shell command running bin/llamacloud (from the checkout's root) with args under env, as M.command.
+function M.cli_command(args, env)
+  local argv = { fake.interpreter(), "bin/llamacloud" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return M.command(env, argv)
+end
+
+-- Runs the command cmd(a, b) builds, which writes two outputs to the temporary files a and b: exit code
+-- and what a and b hold.
+local function run_to_files(cmd)
+  local a, b = os.tmpname(), os.tmpname()
+  local p = assert(io.popen(cmd(a, b) .. " </dev/null; echo $?"))
+  local code = tonumber(p:read("*a"):match("(%d+)%s*$"))
+  p:close()
+  local sa, sb = util.read_file(a) or "", util.read_file(b) or ""
+  os.remove(a)
+  os.remove(b)
+  return code, sa, sb
+end
+
+-- Runs the command without a terminal: exit code, stdout, stderr.
+function M.cli(args, env)
+  return run_to_files(function(out, err)
+    return M.cli_command(args, env) .. " >" .. out .. " 2>" .. err
+  end)
+end
+
+-- Runs the command on a pseudo-terminal (util-linux script) with stdout sent to a file:
+-- exit code, what reached the terminal, stdout.
+function M.cli_tty(args, env)
+  return run_to_files(function(tty, out)
+    return "script -qfec " .. util.quote(M.cli_command(args, env) .. " >" .. out) .. " /dev/null >" .. tty .. " 2>&1"
+  end)
 end
 
 return M

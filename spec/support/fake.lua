@@ -1,6 +1,8 @@
--- Runs the fake LlamaCloud server in a child process for specs and drives its control endpoints.
+-- Runs the fake LlamaCloud server in a child process for specs, drives its control endpoints and builds
+-- clients of it.
 local socket = require("socket")
 local cjson = require("cjson").new()
+local util = require("spec.support.util")
 
 local M = {}
 
@@ -74,22 +76,13 @@ function M.encode(v)
   return table.concat(out)
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
 -- The interpreter running busted, so the server runs under the same Lua.
 function M.interpreter()
-  local f = io.open("/proc/self/stat")
-  local pid = f and f:read("*l"):match("^(%d+)")
-  if f then f:close() end
-  if pid then
-    local p = io.popen("readlink -f /proc/" .. pid .. "/exe 2>/dev/null")
-    local exe = p:read("*l")
-    p:close()
-    -- under valgrind the executable is its tool: fall back to the name the interpreter was run as
-    if exe and exe ~= "" and not exe:find("valgrind", 1, true) then return exe end
-  end
+  local p = io.popen("readlink -f /proc/" .. util.PID .. "/exe 2>/dev/null")
+  local exe = p:read("*l")
+  p:close()
+  -- under valgrind the executable is its tool: fall back to the name the interpreter was run as
+  if exe and exe ~= "" and not exe:find("valgrind", 1, true) then return exe end
   local i, best = -1, nil
   while arg and arg[i] do best = arg[i]; i = i - 1 end
   return best or "lua"
@@ -98,21 +91,6 @@ end
 local function repo_root()
   local src = debug.getinfo(1, "S").source
   return src:match("^@(.-)spec/support/fake%.lua$") or ""
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function alive(pid)
-  -- An orphan whose reaper never waits stays a zombie: that counts as gone.
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
 end
 
 -- One request on a fresh connection: status, body, headers (lower-case names).
@@ -164,18 +142,75 @@ function Server:requests() return control(self, "GET", "/_fake/requests") end
 function Server:stats() return control(self, "GET", "/_fake/stats") end
 function Server:reset() return control(self, "POST", "/_fake/reset") end
 
-function Server:stop()
+-- The stats once cond(stats) holds, or the last ones read when `tries` reads 10 ms apart did not get
+-- there (no time is asserted: the caller asserts on what comes back).
+function Server:stats_when(cond, tries)
+  local st
+  for _ = 1, tries do
+    st = self:stats()
+    if cond(st) then break end
+    socket.sleep(0.01)
+  end
+  return st
+end
+
+-- Options for a llamacloud client of this server: its base_url, then each table given (a later one wins).
+function Server:options(...)
+  return util.merge({ base_url = self.url }, ...)
+end
+
+-- A llamacloud client built from self:options(...).
+function Server:client(...)
+  return require("llamacloud").new(self:options(...))
+end
+
+-- A client as self:client(...), closed by `finally` when the it ends (busted hands finally to spec
+-- files only, so the spec passes its own).
+function Server:client_closed_by(finally, ...)
+  local c = self:client(...)
+  finally(function() c.close() end)
+  return c
+end
+
+-- How many connections the server has seen a client close, once that is at least one or `tries` reads
+-- 10 ms apart did not get there (no time is asserted).
+function Server:closed_by_client(tries)
+  return self:stats_when(function(st) return st.connections_closed_by_client > 0 end, tries)
+    .connections_closed_by_client
+end
+
+-- Stops the server, first closing the clients given (a describe's teardown passes what its setup built).
+function Server:stop(...)
+  for i = 1, select("#", ...) do
+    local c = select(i, ...)
+    if c then c.close() end
+  end
   if self.stopped then return end
   self.stopped = true
   http(self.port, "POST", "/_fake/shutdown")
   local deadline = socket.gettime() + STOP_TIMEOUT
-  while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
-  if alive(self.pid) then
+  while util.alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.02) end
+  if util.alive(self.pid) then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     socket.sleep(0.2)
-    if alive(self.pid) then os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end
+    if util.alive(self.pid) then os.execute("kill -9 " .. self.pid .. " 2>/dev/null") end
   end
   os.remove(self.log)
+end
+
+-- client.batches.get(id, opts) under pcall, for specs where a wire event must never raise: batch, err.
+function M.get(client, id, opts)
+  local res = { pcall(client.batches.get, id, opts) }
+  require("luassert").is_true(res[1], "get raised: " .. tostring(res[2]))
+  return res[2], res[3]
+end
+
+-- M.get and how long it took: batch, err, seconds.
+function M.timed_get(client, id, opts)
+  local now = require("llamacloud.core").now
+  local t0 = now()
+  local batch, err = M.get(client, id, opts)
+  return batch, err, now() - t0
 end
 
 -- opts.scenario: a table (written to a temporary JSON file) or nil for the
@@ -188,9 +223,7 @@ function M.start(opts)
   local scenario_file
   if opts.scenario ~= nil then
     scenario_file = os.tmpname()
-    local f = assert(io.open(scenario_file, "wb"))
-    f:write(type(opts.scenario) == "string" and opts.scenario or M.encode(opts.scenario))
-    f:close()
+    util.write_file(scenario_file, type(opts.scenario) == "string" and opts.scenario or M.encode(opts.scenario))
     args[#args + 1] = "--scenario"
     args[#args + 1] = scenario_file
   end
@@ -200,32 +233,21 @@ function M.start(opts)
   for i, a in ipairs(args) do argv[i] = string.format("%q", a) end
 
   local log = os.tmpname()
-  local cmd = string.format("%s -e %s >%s 2>&1 </dev/null & echo $!",
-    shell_quote(M.interpreter()),
-    shell_quote(string.format(
-      "package.path=%q..package.path os.exit(require('llamacloud.fake_server').main({%s}))",
-      lpath, table.concat(argv, ","))),
-    shell_quote(log))
-  local p = assert(io.popen(cmd))
-  local pid = p:read("*l")
-  p:close()
+  local cmd = util.quote(M.interpreter()) .. " -e " .. util.quote(string.format(
+    "package.path=%q..package.path os.exit(require('llamacloud.fake_server').main({%s}))",
+    lpath, table.concat(argv, ",")))
+  local pid = util.spawn(cmd, log)
   if not pid or not pid:match("^%d+$") then
     error("fake server: could not spawn: " .. cmd, 2)
   end
 
-  local deadline = socket.gettime() + START_TIMEOUT
-  local url, port
-  while true do
-    local out = read_file(log)
-    url, port = out:match("fake%-server listening on (http://[^%s]+:(%d+))\n")
-    if url then break end
-    if not alive(pid) or socket.gettime() > deadline then
-      if alive(pid) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
-      if scenario_file then os.remove(scenario_file) end
-      os.remove(log)
-      error("fake server did not start (" .. cmd .. "):\n" .. out, 2)
-    end
-    socket.sleep(0.01)
+  -- without a url, the second value is what the server printed
+  local url, port = util.wait_for(log, "fake%-server listening on (http://[^%s]+:(%d+))\n", pid, START_TIMEOUT)
+  if not url then
+    if util.alive(pid) then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    if scenario_file then os.remove(scenario_file) end
+    os.remove(log)
+    error("fake server did not start (" .. cmd .. "):\n" .. port, 2)
   end
   if scenario_file then os.remove(scenario_file) end
   return setmetatable({ url = url, port = tonumber(port), pid = pid, log = log }, Server)
