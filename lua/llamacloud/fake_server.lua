@@ -182,6 +182,8 @@ local function encode(v)
   encode_into(v, out, 0)
   return concat(out)
 end
+-- Scenarios and bodies as the server writes them: sorted keys, [] kept apart from {}, null kept.
+M.encode = encode
 
 local EMPTY_ARRAY = "\0fake:empty-array"
 local EMPTY_OBJECT = "\0fake:empty-object"

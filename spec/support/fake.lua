@@ -11,70 +11,8 @@ M.null = cjson.null
 local START_TIMEOUT = 10
 local STOP_TIMEOUT = 3
 
--- Same rules as the server's encoder: sorted keys, cjson.null is null, an
--- empty table is [] and a table with exactly keys 1..n is an array.
-local function is_array(t)
-  local n = #t
-  if n == 0 then return next(t) == nil end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
-end
-
-local function num_str(n)
-  if math.type and math.type(n) == "integer" then return tostring(n) end
-  if n == math.floor(n) and n > -1e15 and n < 1e15 then return string.format("%.0f", n) end
-  local s = string.format("%.14g", n)
-  if tonumber(s) ~= n then s = string.format("%.17g", n) end
-  return s
-end
-
-local function encode_into(v, out)
-  local tv = type(v)
-  if tv == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
-      if c == '"' or c == "\\" then return "\\" .. c end
-      return string.format("\\u%04x", c:byte())
-    end) .. '"'
-  elseif tv == "number" then
-    out[#out + 1] = num_str(v)
-  elseif tv == "boolean" then
-    out[#out + 1] = tostring(v)
-  elseif v == nil or v == cjson.null then
-    out[#out + 1] = "null"
-  elseif tv == "table" then
-    if is_array(v) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode_into(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        encode_into(k, out)
-        out[#out + 1] = ":"
-        local val = v[k]
-        if val == nil then val = v[tonumber(k)] end
-        encode_into(val, out)
-      end
-      out[#out + 1] = "}"
-    end
-  else
-    error("cannot encode a " .. tv .. " as JSON", 2)
-  end
-end
-
-function M.encode(v)
-  local out = {}
-  encode_into(v, out)
-  return table.concat(out)
-end
+-- The server's own encoder: sorted keys, cjson.null is null, an empty table is [].
+M.encode = require("llamacloud.fake_server").encode
 
 -- The interpreter running busted, so the server runs under the same Lua.
 function M.interpreter()
