@@ -29,21 +29,11 @@
 #include "../src/compat.h"
 #include "../src/decode.c"
 
-static lua_State *G;
+#define FUZZ_NAME "decode_fuzz"
+#include "fuzz_common.h"
+
 static int cjson_decode_ref;
 static unsigned long runs;
-
-static void lc_fuzz_die(const char *why, const uint8_t *data, size_t size) {
-  size_t i;
-  fprintf(stderr, "decode_fuzz: %s\ninput (%zu bytes): ", why, size);
-  for (i = 0; i < size && i < 512; i++) {
-    unsigned char c = data[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, stderr);
-    else fprintf(stderr, "\\x%02x", c);
-  }
-  fputc('\n', stderr);
-  abort();
-}
 
 /* cjson's buffers are freed by its __gc; LeakSanitizer runs after atexit */
 static void lc_fuzz_close(void) {
@@ -61,8 +51,7 @@ static void lc_fuzz_init(void) {
     fprintf(stderr, "decode_fuzz: LC_NUMERIC=%s, decimal point '%s'\n", loc,
             localeconv()->decimal_point);
   }
-  G = luaL_newstate();
-  luaL_openlibs(G);
+  fuzz_open_state();
   if (luaL_dostring(G,
                     "local c = require('cjson').new()\n"
                     "c.decode_invalid_numbers(false)\n"
@@ -174,6 +163,7 @@ static int lc_fuzz_undo(uint8_t **buf, size_t *size, const char *err, size_t pos
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static unsigned int top_hint;
   lua_State *L;
   uint8_t *buf;
   int rounds;
@@ -188,16 +178,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* an exactly sized heap copy, so ASan sees any read past the end */
     uint8_t *exact = (uint8_t *)malloc(size ? size : 1);
     memcpy(exact, buf, size);
-    ours = lc_json_decode(L, (const char *)exact, size, &err, &errpos);
+    /* the size guess carries over from input to input, as it does between polls */
+    ours = lc_json_decode_hinted(L, (const char *)exact, size, &top_hint, &err, &errpos);
     free(exact);
-    if (lua_gettop(L) != top + ours) lc_fuzz_die("stack not balanced", buf, size);
-    if (!ours && (err == NULL || errpos > size)) lc_fuzz_die("bad error report", buf, size);
+    if (lua_gettop(L) != top + ours) fuzz_fail("stack not balanced", buf, size);
+    if (!ours && (err == NULL || errpos > size)) fuzz_fail("bad error report", buf, size);
     lua_rawgeti(L, LUA_REGISTRYINDEX, cjson_decode_ref);
     lua_pushlstring(L, (const char *)buf, size);
     theirs = lua_pcall(L, 1, 1, 0) == 0;
     if (ours && !theirs) {
       fprintf(stderr, "cjson: %s\n", lua_tostring(L, -1));
-      lc_fuzz_die("we accept what cjson refuses", buf, size);
+      fuzz_fail("we accept what cjson refuses", buf, size);
     }
     if (!ours && theirs) {
       if (rounds < 100000 && lc_fuzz_undo(&buf, &size, err, errpos)) {
@@ -205,10 +196,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         continue;
       }
       fprintf(stderr, "ours: %s at %zu\n", err, errpos);
-      lc_fuzz_die("we refuse what cjson accepts", buf, size);
+      fuzz_fail("we refuse what cjson accepts", buf, size);
     }
     if (ours && theirs && !lc_fuzz_same(L, top + 1, top + 2, 0))
-      lc_fuzz_die("values differ", buf, size);
+      fuzz_fail("values differ", buf, size);
     lua_settop(L, top);
     break;
   }

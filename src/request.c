@@ -4,7 +4,6 @@
 
 #define LC_REQUEST_MT "llamacloud.request"
 #define LC_MULTI_MT "llamacloud.multi"
-#define LC_POOLED_BODY_MAX ((size_t)1 << 20)
 
 enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCELLED };
 
@@ -118,10 +117,6 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
     lc_transfer_free(t);
     return;
   }
-  /* A pooled transfer keeps a small body buffer for the next request, not a big one.
-     Shrunk rather than freed: freeing a large block makes glibc serve the next one of
-     that size from the heap, where it fragments (a higher peak on the next big body). */
-  if (t->body.cap > LC_POOLED_BODY_MAX) lc_buf_shrink(&t->body, 4096);
   t->next_idle = m->idle;
   m->idle = t;
 }
@@ -186,6 +181,7 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   e = t->easy;
   lc_buf_clear(&t->body);
   lc_buf_clear(&t->head);
+  t->retry_headers = 0;
   t->too_big = 0;
   t->errbuf[0] = '\0';
   t->max_body = r->cfg->max_body;
@@ -214,10 +210,10 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
 
 /* Validates a 2xx body: a JSON object with string id and status. Leaves the batch on
    the stack and returns 1, or leaves a message and returns 0. */
-static int lc_request_decode_batch(lua_State *L, const lc_transfer *t) {
+static int lc_request_decode_batch(lua_State *L, lc_transfer *t) {
   const char *err;
   size_t pos;
-  if (!lc_json_decode(L, t->body.data ? t->body.data : "", t->body.len, &err, &pos)) {
+  if (!lc_json_decode_hinted(L, t->body.data ? t->body.data : "", t->body.len, &t->top_keys, &err, &pos)) {
     lua_pushfstring(L, "response body is not valid JSON (%s at byte %d)", err, (int)pos);
     return 0;
   }
@@ -278,9 +274,11 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
     lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), cfg->api_key);
   } else if (code == CURLE_OK) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    r->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
-                             lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
-    x_should = lc_transfer_header(t, "x-should-retry", should, sizeof should);
+    if (t->retry_headers) { /* most responses have none: three scans of the block saved */
+      r->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
+                               lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
+      x_should = lc_transfer_header(t, "x-should-retry", should, sizeof should);
+    }
     if (status >= 200 && status < 300) {
       if (lc_request_decode_batch(L, t)) {
         out = LC_OUT_OK;

@@ -2,6 +2,8 @@
 #include <ctype.h>
 #include <curl/curl.h>
 
+#define LC_BODY_KEEP ((size_t)1 << 20) /* a pooled body buffer past this shrinks for a small body */
+
 typedef struct lc_transfer {
   CURL *easy;           /* curl_easy_cleanup in lc_transfer_free */
   lc_buf body;          /* lc_buf_free in lc_transfer_free */
@@ -11,6 +13,8 @@ typedef struct lc_transfer {
   char errbuf[CURL_ERROR_SIZE];
   CURLU *url;           /* the URL libcurl uses; curl_url_cleanup in lc_transfer_free */
   char *url_text;       /* the string url was parsed from; freed in lc_transfer_free */
+  unsigned int top_keys; /* members of the last batch decoded here: the next one's size guess */
+  int retry_headers;    /* the block has a retry-after(-ms) or x-should-retry line: worth looking up */
   struct lc_transfer *next_idle; /* a multi's pool of idle transfers */
 } lc_transfer;
 
@@ -25,11 +29,16 @@ static size_t lc_transfer_on_body(char *p, size_t size, size_t n, void *ud) {
   }
   if (t->body.len == 0) {
     /* One allocation of the announced size instead of doubling up to it: no copies, and
-       no buffer up to twice the body. A failed reserve leaves the add below to fail. */
+       no buffer up to twice the body. A failed reserve leaves the add below to fail.
+       The buffer stays with the pooled transfer (a batch polled again needs it, and
+       fresh pages cost faults), until a body far smaller than it comes: then it shrinks
+       (realloc, not free: a freed large block makes glibc serve the next from the heap). */
     curl_off_t cl = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl > (curl_off_t)len && (curl_off_t)t->body.cap <= cl && (size_t)cl <= t->max_body)
       lc_buf_reserve(&t->body, (size_t)cl);
+    else if (cl >= 0 && t->body.cap > LC_BODY_KEEP && (size_t)cl < t->body.cap / 4)
+      lc_buf_shrink(&t->body, (size_t)cl + 1 > LC_BODY_KEEP / 4 ? (size_t)cl + 1 : LC_BODY_KEEP / 4);
   }
   if (lc_buf_add(&t->body, p, len) != 0) return 0;
   return len;
@@ -39,7 +48,12 @@ static size_t lc_transfer_on_header(char *p, size_t size, size_t n, void *ud) {
   lc_transfer *t = (lc_transfer *)ud;
   size_t len = size * n;
   /* A new status line (after 100 Continue or a proxy's CONNECT) starts a new block. */
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) lc_buf_clear(&t->head);
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+    lc_buf_clear(&t->head);
+    t->retry_headers = 0;
+  }
+  if ((len > 11 && strncasecmp(p, "retry-after", 11) == 0) || (len > 14 && strncasecmp(p, "x-should-retry", 14) == 0))
+    t->retry_headers = 1;
   if (t->head.len + len > LC_MAX_HEADER_BYTES) {
     t->too_big = 2;
     return 0;
@@ -149,7 +163,7 @@ static void lc_transfer_push_headers(lua_State *L, const lc_transfer *t) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *stop = eol ? eol : end, *colon;
     colon = memchr(p, ':', (size_t)(stop - p));
-    if (colon != NULL && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+    if (colon != NULL && colon > p && (stop - p < 5 || memcmp(p, "HTTP/", 5) != 0)) {
       luaL_Buffer nb;
       const char *v = colon + 1, *ve = stop, *q;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;

@@ -1,0 +1,167 @@
+-- Runs every workload and its floors against the bench server, prints the table and writes results.json.
+-- Usage (from bench/run.sh): lua bench/run.lua BASE_URL BIN_DIR WWW_DIR RESULTS_JSON
+local cjson = require("cjson")
+local core = require("llamacloud.core")
+
+local base, bin, www, results_path = arg[1], arg[2], arg[3], arg[4]
+local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 7
+local unpack_ = table.unpack or unpack
+local LUA = os.getenv("LUA") or "lua5.4"
+local API = base .. "/api/v2/batches/"
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs a measuring program; its "run X" lines become a list, "key N" lines fields.
+local function measure(...)
+  local words = {}
+  for i, w in ipairs({ ... }) do words[i] = sh_quote(tostring(w)) end
+  local cmd = table.concat(words, " ")
+  local p = assert(io.popen(cmd))
+  local out = { runs = {} }
+  for line in p:lines() do
+    local k, v = line:match("^(%S+)%s+(%S+)$")
+    if k == "run" then out.runs[#out.runs + 1] = tonumber(v) elseif k then out[k] = tonumber(v) end
+  end
+  p:close()
+  if not out.rss_kb then error("bench: failed: " .. cmd) end
+  return out
+end
+
+local function median(t)
+  local s = {}
+  for i = 1, #t do s[i] = t[i] end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+-- Each round runs every program of a workload once, floors and library back to back, so that
+-- load from elsewhere on the machine falls on all of them alike. Each figure is the median
+-- over the rounds, each ratio the median of the rounds' ratios (which cancels drift between
+-- rounds), and peak RSS the median of the processes' peaks.
+local function rounds(programs)
+  local got = {}
+  for _ = 1, RUNS do
+    for _, prog in ipairs(programs) do
+      local name = prog[1]
+      local out = measure(unpack_(prog, 2))
+      local g = got[name] or { runs = {}, rss = {} }
+      got[name] = g
+      for _, v in ipairs(out.runs) do g.runs[#g.runs + 1] = v end
+      g.rss[#g.rss + 1] = out.rss_kb
+      for k, v in pairs(out) do if k ~= "runs" and k ~= "rss_kb" then g[k] = v end end
+    end
+  end
+  for _, g in pairs(got) do
+    g.median = median(g.runs)
+    g.rss_kb = median(g.rss)
+  end
+  return got
+end
+
+local rows, report = {}, {
+  lua = core.lua_version or _VERSION, libcurl = core.curl_version, runs = RUNS,
+  date = os.date("!%Y-%m-%dT%H:%M:%SZ"), workloads = {},
+}
+
+local function fmt_ms(ms)
+  if ms < 1 then return string.format("%.1f us", ms * 1000) end
+  return string.format("%.2f ms", ms)
+end
+
+-- A per-call workload: library against fetch floor + decode floor.
+local function per_call(name, id, file, calls, target, expand, rss_target)
+  local url = API .. id .. (expand and "?expand=results" or "")
+  local got = rounds({
+    { "fetch", bin .. "/fetch_floor", url, calls, 1 },
+    { "decode", LUA, "bench/decode_floor.lua", www .. "/" .. file, calls, 1 },
+    { "lib", LUA, "bench/lib_workload.lua", "get", base, id, calls, 1, expand },
+  })
+  local f, d, l = got.fetch, got.decode, got.lib
+  local fm, dm, lm = f.median, d.median, l.median
+  local floor = fm + dm
+  local per_round = {}
+  for r = 1, #l.runs do per_round[r] = l.runs[r] / (f.runs[r] + d.runs[r]) end
+  local ratio = median(per_round)
+  local pass = ratio <= target
+  local target_text = string.format("<= %.2fx", target)
+  local rss_text = string.format("%.1f MB (decode floor %.1f MB)", l.rss_kb / 1024, d.rss_kb / 1024)
+  local once
+  if rss_target then
+    -- The memory one call needs, in a process that makes just that call (0 timed runs):
+    -- a loop's peak depends on when the collector catches up, which differs by Lua.
+    once = rounds({
+      { "decode", LUA, "bench/decode_floor.lua", www .. "/" .. file, 1, 0 },
+      { "lib", LUA, "bench/lib_workload.lua", "get", base, id, 1, 0, expand },
+    })
+    pass = pass and once.lib.rss_kb <= once.decode.rss_kb
+    target_text = target_text .. ", one call's peak RSS <= decode floor's"
+    rss_text = string.format("one call %.1f MB (decode floor %.1f MB); loop %.1f MB (%.1f MB)",
+      once.lib.rss_kb / 1024, once.decode.rss_kb / 1024, l.rss_kb / 1024, d.rss_kb / 1024)
+  end
+  report.workloads[name] = {
+    calls = calls, library_ms = lm, fetch_floor_ms = fm, decode_floor_ms = dm, floor_ms = floor, ratio = ratio,
+    target = target, pass = pass, library_rss_kb = l.rss_kb, fetch_floor_rss_kb = f.rss_kb,
+    decode_floor_rss_kb = d.rss_kb, library_runs = l.runs, fetch_floor_runs = f.runs, decode_floor_runs = d.runs,
+    library_one_call_rss_kb = once and once.lib.rss_kb, decode_floor_one_call_rss_kb = once and once.decode.rss_kb,
+  }
+  rows[#rows + 1] = {
+    name, string.format("%s/call (%.0f/s)", fmt_ms(lm), 1000 / lm),
+    string.format("%s + %s = %s", fmt_ms(fm), fmt_ms(dm), fmt_ms(floor)), string.format("%.3fx", ratio),
+    target_text, pass and "pass" or "FAIL", rss_text,
+  }
+end
+
+per_call("small", "small-000001", "small.json", 5000, 1.15)
+per_call("r1k", "r1k-000001", "r1k.json", 200, 0.7, "results")
+per_call("r100k", "r100k-000001", "r100k.json", 5, 0.6, "results", true)
+
+do
+  local n, conc = 1000, 32
+  local got = rounds({
+    { "multi", bin .. "/multi_floor", API .. "slow-", n, conc, 1 },
+    { "lib", LUA, "bench/lib_workload.lua", "many", base, n, conc, 1 },
+  })
+  local f, l = got.multi, got.lib
+  local fm, lm = f.median, l.median
+  local per_round = {}
+  for r = 1, #l.runs do per_round[r] = l.runs[r] / f.runs[r] end
+  local ratio = median(per_round)
+  local ideal = math.ceil(n / conc) * 20
+  report.workloads.get_many = {
+    ids = n, concurrency = conc, delay_ms = 20, library_ms = lm, multi_floor_ms = fm, ideal_ms = ideal,
+    ratio = ratio, target = 1.05, pass = ratio <= 1.05, library_rss_kb = l.rss_kb, multi_floor_rss_kb = f.rss_kb,
+    library_runs = l.runs, multi_floor_runs = f.runs,
+  }
+  rows[#rows + 1] = {
+    "get_many 1000 x 20 ms @32", string.format("%.1f ms wall", lm),
+    string.format("%.1f ms (C multi; ideal %d ms)", fm, ideal), string.format("%.3fx", ratio), "<= 1.05x",
+    ratio <= 1.05 and "pass" or "FAIL", string.format("%.1f MB", l.rss_kb / 1024),
+  }
+end
+
+do
+  local calls = 10000
+  local l = measure(LUA, "bench/lib_workload.lua", "leak", base, calls)
+  local pass = l.rss_growth_kb < 2048 and l.fd_growth <= 0
+  report.workloads.leak = {
+    calls = calls, rss_growth_kb = l.rss_growth_kb, fd_growth = l.fd_growth, pass = pass, library_rss_kb = l.rss_kb,
+  }
+  rows[#rows + 1] = {
+    "10,000 sequential get", string.format("RSS %+d kB, fds %+d", l.rss_growth_kb, l.fd_growth), "-", "-",
+    "RSS < +2 MB, fds +0", pass and "pass" or "FAIL", string.format("%.1f MB", l.rss_kb / 1024),
+  }
+end
+
+local header = { "workload", "library", "floor", "ratio", "target", "result", "peak RSS" }
+io.write(string.format("\nllamacloud-lua bench: %s, libcurl %s, median of %d runs\n\n", report.lua, report.libcurl, RUNS))
+io.write("| " .. table.concat(header, " | ") .. " |\n")
+io.write(string.rep("|---", #header) .. "|\n")
+for _, r in ipairs(rows) do io.write("| " .. table.concat(r, " | ") .. " |\n") end
+
+local f = assert(io.open(results_path, "w"))
+f:write(cjson.encode(report), "\n")
+f:close()
+io.write("\nwrote " .. results_path .. "\n")
