@@ -926,6 +926,17 @@ static void lc_check_libcurl(lua_State *L) {
                v->version, (v->features & CURL_VERSION_SSL) ? "" : " without TLS");
 }
 
+/* A userdata class: its metatable with the methods as __index and gc as __gc. */
+static void lc_register_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc) {
+  lc_newmetatable(L, name);
+  lua_newtable(L);
+  lc_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 int luaopen_llamacloud_core(lua_State *L) {
   static int curl_ready = 0; /* curl_global_init is reference counted: call it once per process */
   static const luaL_Reg client_methods[] = {
@@ -950,29 +961,9 @@ int luaopen_llamacloud_core(lua_State *L) {
   }
   lc_error_open(L);
 
-  lc_newmetatable(L, LC_CLIENT_MT);
-  lua_newtable(L);
-  lc_setfuncs(L, client_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, lc_client_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-
-  lc_newmetatable(L, LC_REQUEST_MT);
-  lua_newtable(L);
-  lc_setfuncs(L, request_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, lc_request_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-
-  lc_newmetatable(L, LC_MULTI_MT);
-  lua_newtable(L);
-  lc_setfuncs(L, multi_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, lc_multi_close_lua);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  lc_register_class(L, LC_CLIENT_MT, client_methods, lc_client_gc);
+  lc_register_class(L, LC_REQUEST_MT, request_methods, lc_request_gc);
+  lc_register_class(L, LC_MULTI_MT, multi_methods, lc_multi_close_lua);
 
   lua_newtable(L);
   lc_setfuncs(L, funcs, 0);
