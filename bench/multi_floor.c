@@ -7,49 +7,17 @@
 #include <time.h>
 #include <curl/curl.h>
 
+#include "floor_common.h"
+
 typedef struct {
   CURL *e;
-  char *data;
-  size_t len, cap;
+  floor_buf body;
   char url[512];
 } slot;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  slot *s = (slot *)ud;
-  size_t len = size * n;
-  if (s->len + len > s->cap) {
-    size_t cap = s->cap ? s->cap : 4096;
-    char *q;
-    while (cap < s->len + len) cap *= 2;
-    if ((q = (char *)realloc(s->data, cap)) == NULL) return 0;
-    s->data = q;
-    s->cap = cap;
-  }
-  memcpy(s->data + s->len, p, len);
-  s->len += len;
-  return len;
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static long peak_rss_kb(void) {
-  char line[256];
-  long kb = -1;
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "VmHWM:", 6) == 0) kb = atol(line + 6);
-  fclose(f);
-  return kb;
-}
-
 static void start(CURLM *m, slot *s, const char *prefix, long id) {
   snprintf(s->url, sizeof s->url, "%s%06ld", prefix, id);
-  s->len = 0;
+  s->body.len = 0;
   curl_easy_setopt(s->e, CURLOPT_URL, s->url);
   curl_multi_add_handle(m, s->e);
 }
@@ -65,7 +33,7 @@ static long job(const char *prefix, long n, long conc) {
     slots[i].e = curl_easy_init();
     curl_easy_setopt(slots[i].e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(slots[i].e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(slots[i].e, CURLOPT_WRITEDATA, &slots[i]);
+    curl_easy_setopt(slots[i].e, CURLOPT_WRITEDATA, &slots[i].body);
     curl_easy_setopt(slots[i].e, CURLOPT_PRIVATE, &slots[i]);
     if (next < n) start(m, &slots[i], prefix, next++);
   }
@@ -79,7 +47,7 @@ static long job(const char *prefix, long n, long conc) {
       if (msg->msg != CURLMSG_DONE) continue;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
       curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
-      if (msg->data.result == CURLE_OK && status == 200 && s->len > 0) ok++;
+      if (msg->data.result == CURLE_OK && status == 200 && s->body.len > 0) ok++;
       done++;
       curl_multi_remove_handle(m, s->e);
       if (next < n) start(m, s, prefix, next++);
@@ -88,7 +56,7 @@ static long job(const char *prefix, long n, long conc) {
   }
   for (i = 0; i < conc; i++) {
     curl_easy_cleanup(slots[i].e);
-    free(slots[i].data);
+    free(slots[i].body.data);
   }
   free(slots);
   curl_multi_cleanup(m);
