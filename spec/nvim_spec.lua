@@ -13,6 +13,8 @@ local SCENARIO = {
     ["bat-slow"] = { steps = { { batch_status = "COMPLETED", delay = DELAY } } },
     ["bat-done"] = { steps = { "COMPLETED" } },
     ["bat-run"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
+    -- polled by one call alone, so no other call's polls move it on
+    ["bat-wait"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
     ["bat-failed"] = { steps = { "FAILED" } },
     ["bat-demo"] = {
       steps = { "PENDING", "RUNNING", "COMPLETED" },

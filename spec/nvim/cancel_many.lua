@@ -7,7 +7,7 @@ t.run(function()
   local client = llamacloud.new({ api_key = "test-key", base_url = t.url })
   local called = {}
   local handles = {
-    wait = client.batches.wait("bat-run", { interval = 5 }, function() called[#called + 1] = "wait" end),
+    wait = client.batches.wait("bat-wait", { interval = 5 }, function() called[#called + 1] = "wait" end),
     get_many = client.batches.get_many({ "bat-slow", "bat-slow" }, function() called[#called + 1] = "get_many" end),
     wait_many = client.batches.wait_many({ "bat-slow", "bat-run" }, { interval = 5 },
       function() called[#called + 1] = "wait_many" end),
