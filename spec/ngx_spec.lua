@@ -152,7 +152,8 @@ describe("ngx host", function()
       if arrived("bat-slow") >= CONCURRENT then break end
       socket.sleep(0.01)
     end
-    assert.are.equal(CONCURRENT, arrived("bat-slow"))
+    -- at least: libcurl may silently resend a request whose reused connection had just closed
+    assert.is_true(arrived("bat-slow") >= CONCURRENT, "only " .. arrived("bat-slow") .. " arrived")
     local t0 = socket.gettime()
     local status, body = get(nginx.port, "/plain")
     local plain = socket.gettime() - t0
