@@ -152,3 +152,36 @@ describe("batches.get errors", function()
     assert.are.equal("COMPLETED", batch.status)
   end)
 end)
+
+describe("batches.get error bodies over max_body_bytes", function()
+  local server
+  setup(function()
+    server = fake.start({ scenario = { batches = {
+      ["bat-big503"] = { steps = { { status = 503, fault = "huge", size = 5000,
+                                     headers = { ["retry-after-ms"] = "0" } }, "COMPLETED" } },
+      ["bat-big404"] = { steps = { { status = 404, fault = "huge", size = 5000 } } },
+    } } })
+  end)
+  teardown(function() server:stop() end)
+
+  it("still names the status and retries a 5xx whose body is too large to keep", function()
+    local client = server:client({ api_key = KEY, max_body_bytes = 1000, max_retries = 2 })
+    local batch, err = client.batches.get("bat-big503")
+    assert.are.same({ "COMPLETED", nil }, { batch and batch.status, err })
+    assert.are.equal(2, #server:requests())
+  end)
+
+  it("keeps the start of a too large error body, cut at max_body_bytes", function()
+    local client = server:client({ api_key = KEY, max_body_bytes = 1000, max_retries = 0 })
+    local batch, err = client.batches.get("bat-big404")
+    assert.are.same({ nil, "NotFoundError", 404, 1 }, { batch, err.name, err.status, err.attempts })
+    assert.are.equal(1000, #err.body)
+  end)
+end)
+
+describe("core.sleep", function()
+  it("returns at once for NaN, zero and negative seconds", function()
+    local core = require("llamacloud.core")
+    assert.are.same({ nil, nil, nil }, { core.sleep(0 / 0), core.sleep(0), core.sleep(-1) })
+  end)
+end)

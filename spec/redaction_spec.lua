@@ -54,6 +54,12 @@ local CASES = {
   { "bat-echo-header", { { status = 401, headers = { ["WWW-Authenticate"] = 'Bearer error="' .. KEY .. '"',
                                                      ["X-Echo"] = KEY } } }, nil,
     "AuthenticationError" },
+  -- A key across the 300-byte cut of err.message, and one nested deeper than any fixed limit.
+  { "bat-echo-cut", { { status = 400, body = string.rep("a", 290) .. " key=" .. KEY } }, nil, "BadRequestError" },
+  { "bat-echo-deep", { { status = 400, body = string.rep("[", 200) .. '"' .. KEY .. '"' .. string.rep("]", 200) } },
+    nil, "BadRequestError" },
+  { "bat-echo-request-id", { { status = 500, headers = { ["X-Request-Id"] = string.rep("r", 250) .. KEY } } }, nil,
+    "InternalServerError" },
 }
 
 local function scenario()

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <errno.h>
 #include <curl/curl.h>
 
 #include "compat.h"
@@ -880,10 +881,11 @@ static int lc_core_now(lua_State *L) {
 static int lc_core_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   struct timespec ts;
-  if (s <= 0) return 0;
+  if (!(s > 0)) return 0; /* also NaN */
+  if (s > 1e9) s = 1e9;   /* time_t-safe; 31 years */
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0) {}
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
   return 0;
 }
 

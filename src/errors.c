@@ -78,9 +78,11 @@ static void lc_error_redact_top(lua_State *L, const char *api_key) {
 
 /* Masks the key in every string value of the table at idx and its nested tables (a server
    may echo the key back in a JSON body or a header); a key that holds it is renamed. */
-static void lc_error_redact_table(lua_State *L, int idx, const char *api_key, int depth) {
+static void lc_error_redact_table(lua_State *L, int idx, const char *api_key) {
   int renamed = 0;
-  if (api_key == NULL || api_key[0] == '\0' || depth > 64) return;
+  if (api_key == NULL || api_key[0] == '\0') return;
+  /* As deep as the decoder goes (1000 levels): every level is masked. */
+  luaL_checkstack(L, 6, "error body nested too deeply");
   idx = lc_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
@@ -91,7 +93,7 @@ static void lc_error_redact_table(lua_State *L, int idx, const char *api_key, in
       lua_insert(L, -2);
       lua_rawset(L, idx);
     } else {
-      if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key, depth + 1);
+      if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key);
       lua_pop(L, 1);
     }
   }
@@ -135,7 +137,7 @@ static void lc_error_set_number(lua_State *L, const char *field, double v) {
 
 /* A short human text for a failed response: the body's detail or message when it has
    one, else the start of the raw body. Leaves it on the stack. */
-static void lc_error_push_detail(lua_State *L, int body_idx, const lc_transfer *t) {
+static void lc_error_push_detail(lua_State *L, int body_idx, const lc_transfer *t, const char *api_key) {
   static const char *const fields[] = {"detail", "message", "error", NULL};
   int i;
   if (lua_istable(L, body_idx)) {
@@ -146,8 +148,14 @@ static void lc_error_push_detail(lua_State *L, int body_idx, const lc_transfer *
     }
   }
   if (t->body.len > 0) {
-    size_t n = t->body.len < LC_DETAIL_MAX ? t->body.len : LC_DETAIL_MAX;
-    lua_pushlstring(L, t->body.data, n);
+    size_t n;
+    const char *s;
+    /* Masked before it is cut, so a key across the cut cannot leave a piece of itself. */
+    lua_pushlstring(L, t->body.data, t->body.len);
+    lc_error_redact_top(L, api_key);
+    s = lua_tolstring(L, -1, &n);
+    lua_pushlstring(L, s, n < LC_DETAIL_MAX ? n : LC_DETAIL_MAX);
+    lua_remove(L, -2);
   } else {
     lua_pushliteral(L, "");
   }
@@ -156,20 +164,16 @@ static void lc_error_push_detail(lua_State *L, int body_idx, const lc_transfer *
 /* Adds status, headers, request_id and body (decoded JSON, else raw text) of t's response. */
 static void lc_error_add_response(lua_State *L, const lc_transfer *t, long status, int body_idx,
                                   const char *api_key) {
-  char rid[256];
   body_idx = lc_absindex(L, body_idx);
   lc_error_set_number(L, "status", (double)status);
   lc_transfer_push_headers(L, t);
-  lc_error_redact_table(L, -1, api_key, 0);
+  lc_error_redact_table(L, -1, api_key);
+  lua_getfield(L, -1, "x-request-id"); /* whole and already masked */
+  lua_setfield(L, -3, "request_id");
   lua_setfield(L, -2, "headers");
-  if (lc_transfer_header(t, "x-request-id", rid, sizeof rid) != NULL) {
-    lua_pushstring(L, rid);
-    lc_error_redact_top(L, api_key);
-    lua_setfield(L, -2, "request_id");
-  }
   lua_pushvalue(L, body_idx);
   if (lua_type(L, -1) == LUA_TSTRING) lc_error_redact_top(L, api_key);
-  if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key, 0);
+  if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key);
   lua_setfield(L, -2, "body");
 }
 
@@ -178,7 +182,7 @@ static void lc_error_push_status(lua_State *L, const lc_transfer *t, long status
                                  int attempts, const char *api_key) {
   const char *detail;
   body_idx = lc_absindex(L, body_idx);
-  lc_error_push_detail(L, body_idx, t);
+  lc_error_push_detail(L, body_idx, t, api_key);
   detail = lua_tostring(L, -1);
   if (detail[0] != '\0')
     lua_pushfstring(L, "%d %s", (int)status, detail);

@@ -189,7 +189,6 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->cfg->max_body);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   if (r->cfg->proxy) curl_easy_setopt(e, CURLOPT_PROXY, r->cfg->proxy);
   if (r->cfg->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, r->cfg->ca_file);
@@ -268,6 +267,8 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
   r->t = NULL;
   r->hint = -1;
 
+  /* An error response too large to keep is still that error: its start is the body. */
+  if (t->too_big == 3) code = CURLE_OK;
   if (code == CURLE_OK && !lc_transfer_head_complete(t)) {
     out = LC_OUT_CONNECTION;
     lua_pushliteral(L, "connection closed before the response headers ended");
@@ -290,7 +291,7 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
         out = LC_OUT_INVALID;
         lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), cfg->api_key);
         lc_transfer_push_headers(L, t);
-        lc_error_redact_table(L, -1, cfg->api_key, 0);
+        lc_error_redact_table(L, -1, cfg->api_key);
         lua_setfield(L, -2, "headers");
         lc_error_set_number(L, "status", (double)status);
       }
@@ -304,9 +305,11 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
     lua_pushfstring(L, "request timed out after %f s (%s)", (double)r->timeout_ms / 1000.0,
                     t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
     lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), cfg->api_key);
-  } else if (t->too_big == 1 || code == CURLE_FILESIZE_EXCEEDED) {
+  } else if (t->too_big == 1) {
     out = LC_OUT_INVALID;
-    lua_pushfstring(L, "response body is larger than max_body_bytes (%d bytes)", (int)cfg->max_body);
+    char limit[32]; /* lua_pushfstring has no %zu */
+    snprintf(limit, sizeof limit, "%zu", cfg->max_body);
+    lua_pushfstring(L, "response body is larger than max_body_bytes (%s bytes)", limit);
     lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), cfg->api_key);
   } else {
     out = LC_OUT_CONNECTION;
@@ -382,6 +385,18 @@ static int lc_multi_on_socket(CURL *easy, curl_socket_t s, int what, void *userp
 
 /* Ends the attempts libcurl reports finished. When list_idx is non-zero, requests that
    finished for good are appended to the table there. */
+/* A request that ended for good leaves its multi: listed at list_idx (when non-zero) for
+   whoever drives the multi, and no longer held by it. */
+static void lc_multi_hand_over(lua_State *L, lc_request *r, int list_idx) {
+  if (list_idx) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->self_ref);
+    lua_rawseti(L, list_idx, (int)lc_rawlen(L, list_idx) + 1);
+  }
+  r->multi = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
+  r->self_ref = LUA_NOREF;
+}
+
 static void lc_multi_collect(lua_State *L, lc_multi *m, int list_idx) {
   lc_request *r;
   CURLMsg *msg;
@@ -392,20 +407,12 @@ static void lc_multi_collect(lua_State *L, lc_multi *m, int list_idx) {
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     r = (lc_request *)priv;
     lc_request_attempt_done(L, m, r, msg->data.result);
-    if (r->state == LC_ST_DONE) {
-      if (list_idx) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, r->self_ref);
-        lua_rawseti(L, list_idx, (int)lc_rawlen(L, list_idx) + 1);
-      }
-      r->multi = NULL;
-      luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
-      r->self_ref = LUA_NOREF;
-    }
+    if (r->state == LC_ST_DONE) lc_multi_hand_over(L, r, list_idx);
   }
 }
 
 /* Starts the queued requests that are due, within the concurrency limit. */
-static void lc_multi_start_due(lua_State *L, lc_multi *m) {
+static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
   lc_request *r, *next;
   double now = lc_now();
 
@@ -418,6 +425,7 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m) {
         lua_remove(L, -2);
         lc_list_remove(&m->queued, r);
         lc_request_finish(L, r, 0);
+        lc_multi_hand_over(L, r, list_idx);
       }
     }
   }
@@ -427,7 +435,7 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m) {
    wait_s > 0), and ends finished attempts, listed at list_idx when non-zero. */
 static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
   int still;
-  lc_multi_start_due(L, m);
+  lc_multi_start_due(L, m, list_idx);
   if (wait_s > 0) {
     int ms = (int)ceil(wait_s * 1000.0);
     curl_multi_poll(m->m, NULL, 0, ms, NULL);
@@ -440,7 +448,7 @@ static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx
    CURL_CSELECT_* mask) or on its timers (fd < 0), and ends finished attempts. Never blocks. */
 static void lc_multi_socket_action(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
   int still;
-  lc_multi_start_due(L, m);
+  lc_multi_start_due(L, m, list_idx);
   curl_multi_socket_action(m->m, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, fd < 0 ? 0 : events, &still);
   lc_multi_collect(L, m, list_idx);
 }

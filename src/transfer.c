@@ -9,7 +9,7 @@ typedef struct lc_transfer {
   lc_buf body;          /* lc_buf_free in lc_transfer_free */
   lc_buf head;          /* the last header block only; freed likewise */
   size_t max_body;
-  int too_big;          /* set by the write callback when max_body was passed */
+  int too_big;          /* 1: a 2xx body passed max_body; 2: headers passed their cap; 3: an error body was cut */
   char errbuf[CURL_ERROR_SIZE];
   CURLU *url;           /* the URL libcurl uses; curl_url_cleanup in lc_transfer_free */
   char *url_text;       /* the string url was parsed from; freed in lc_transfer_free */
@@ -24,7 +24,15 @@ static size_t lc_transfer_on_body(char *p, size_t size, size_t n, void *ud) {
   lc_transfer *t = (lc_transfer *)ud;
   size_t len = size * n;
   if (t->body.len + len > t->max_body) {
-    t->too_big = 1;
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      t->too_big = 1;
+      return 0;
+    }
+    /* An error's body is only read for its message: keep what fits, then stop reading. */
+    if (t->body.len < t->max_body && lc_buf_add(&t->body, p, t->max_body - t->body.len) != 0) return 0;
+    t->too_big = 3;
     return 0;
   }
   if (t->body.len == 0) {
@@ -59,6 +67,18 @@ static size_t lc_transfer_on_header(char *p, size_t size, size_t n, void *ud) {
     return 0;
   }
   if (lc_buf_add(&t->head, p, len) != 0) return 0;
+  /* At the blank line ending the block: a 2xx announcing more than max_body is refused before
+     any of it arrives. An error's body is read, cut at max_body, for its message. */
+  if (len <= 2 && (p[0] == '\n' || (len == 2 && p[0] == '\r' && p[1] == '\n'))) {
+    long status = 0;
+    curl_off_t cl = -1;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    if (status >= 200 && status < 300 && cl > 0 && (curl_off_t)t->max_body < cl) {
+      t->too_big = 1;
+      return 0;
+    }
+  }
   return len;
 }
 
