@@ -83,9 +83,9 @@ describe("fake_server.main", function()
       return { write = function(self, ...) for _, s in ipairs({ ... }) do t[#t + 1] = s end return self end,
                flush = function() end }
     end
-    io.stdout, io.stderr = sink(out), sink(err)
+    io.stdout, io.stderr = sink(out), sink(err) -- luacheck: ignore 122
     local ok, code = pcall(fn)
-    io.stdout, io.stderr = real_out, real_err
+    io.stdout, io.stderr = real_out, real_err -- luacheck: ignore 122
     assert(ok, code)
     return code, table.concat(out), table.concat(err)
   end

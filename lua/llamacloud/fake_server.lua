@@ -24,6 +24,14 @@ local RECV_SIZE = 16384
 -- socket.select raises on descriptors >= FD_SETSIZE (1024); stay under it.
 local MAX_FD = 1000
 local CHUNK = 16384
+-- select's timeout breaks past about 2^31 s: sleeps longer than this never end, and no select
+-- waits longer than MAX_WAIT (spec/fake_server_limits_spec.lua).
+local MAX_SLEEP = 1e9
+local MAX_WAIT = 60
+-- While a connection sleeps its socket is still read (a pipelined request is kept, a client that
+-- leaves is seen), up to this much buffered input.
+local MAX_BUFFERED = 1048576
+local DEFAULT_LOG_LIMIT = 10000
 local CREATED_AT = "2026-01-01T00:00:00.000Z"
 local UPDATED_AT = "2026-01-01T00:01:00.000Z"
 
@@ -49,7 +57,7 @@ local FAULTS = {
 }
 
 M.USAGE = [[
-Usage: llamacloud fake-server [--port N] [--host H] [--scenario FILE]
+Usage: llamacloud fake-server [--port N] [--host H] [--scenario FILE] [--log-limit N]
 
 Serve a scripted fake LlamaCloud batch API (GET /api/v2/batches/{id}) on a
 loopback address, for offline tests and demos.
@@ -59,6 +67,8 @@ Options:
   --host H         loopback address to bind (default 127.0.0.1)
   --scenario FILE  a JSON file, or a .lua file returning a table
                    (default: the built-in demo scenario)
+  --log-limit N    keep the last N requests for GET /_fake/requests
+                   (default 10000; the stats count every request)
   -h, --help       show this help
 
 Once ready it prints one line, "fake-server listening on http://HOST:PORT",
@@ -393,9 +403,16 @@ local function compile_entry(raw, where)
 end
 
 local function compile_scenario(raw)
-  if not is_object(raw) then error("scenario must be a JSON object", 0) end
-  check_keys(raw, { api_key = true, batches = true, any = true }, "scenario")
-  local sc = { api_key = raw.api_key, batches = {} }
+  -- A whole scenario of [] is a mistake, not an empty scenario (spec/fake_server_limits_spec.lua);
+  -- inside one, an empty list stands for an empty object (the encoder writes {} as []).
+  if not is_object(raw) or getmetatable(raw) == ARRAY_MT then
+    error("scenario must be a JSON object", 0)
+  end
+  check_keys(raw, { api_key = true, batches = true, any = true, log_limit = true }, "scenario")
+  local sc = { api_key = raw.api_key, batches = {}, log_limit = raw.log_limit }
+  if sc.log_limit ~= nil and (not is_int(sc.log_limit) or sc.log_limit < 1) then
+    error("scenario.log_limit must be an integer >= 1", 0)
+  end
   if sc.api_key ~= nil and (type(sc.api_key) ~= "string" or sc.api_key == "") then
     error("scenario.api_key must be a non-empty string", 0)
   end
@@ -511,6 +528,62 @@ local function binary_body(size)
   return sub(concat(out), 1, size)
 end
 
+-- The log keeps the last log_limit records, by sequence number; stats count them all
+-- (spec/fake_server_limits_spec.lua).
+local function log_record(srv, rec)
+  local recs = srv.records
+  recs[rec.seq] = rec
+  local limit = srv.scenario.log_limit or srv.log_limit
+  while rec.seq - srv.log_first + 1 > limit do
+    recs[srv.log_first] = nil
+    srv.log_first = srv.log_first + 1
+  end
+end
+
+local function query_params(query)
+  local out = {}
+  for pair in string.gmatch(query, "[^&]+") do
+    local k, v = match(pair, "^([^=]*)=?(.*)$")
+    out[#out + 1] = { form_decode(k), form_decode(v) }
+  end
+  return out
+end
+
+-- GET /_fake/requests?id=&since=&limit=: records after `since`, of one id, at most `limit`.
+local function requests_plan(srv, req)
+  local id, since, limit
+  for _, kv in ipairs(query_params(req.query)) do
+    local k, v = kv[1], kv[2]
+    if k == "id" then
+      id = v
+    elseif k == "since" or k == "limit" then
+      local n = match(v, "^%d+$") and tonumber(v)
+      if not n or (k == "limit" and n < 1) then
+        return simple_plan(400, detail(k .. " must be " .. (k == "since" and "an integer >= 0"
+          or "an integer >= 1") .. ", got '" .. v .. "'"))
+      end
+      if k == "since" then since = n else limit = n end
+    else
+      return simple_plan(400, detail("unknown parameter '" .. k .. "' (id, since, limit)"))
+    end
+  end
+  local out, recs, next_since = setmetatable({}, ARRAY_MT), srv.records, nil
+  local from = srv.log_first
+  if since and since + 1 > from then from = since + 1 end
+  for seq = from, srv.nrec do
+    local rec = recs[seq]
+    if rec and (id == nil or rec.batch_id == id or rec.job_id == id) then
+      if limit and #out >= limit then next_since = out[#out].seq; break end
+      out[#out + 1] = rec
+    end
+  end
+  local headers = { { "x-fake-log-first", num_str(srv.log_first), "x-fake-log-first" } }
+  if next_since then
+    headers[2] = { "x-fake-next-since", num_str(next_since), "x-fake-next-since" }
+  end
+  return simple_plan(200, encode(out), { headers = headers })
+end
+
 local function api_plan(srv, req, c)
   local rec_n = srv.nrec + 1
   srv.nrec = rec_n
@@ -519,9 +592,9 @@ local function api_plan(srv, req, c)
     method = req.method, path = req.path, query = req.query,
     batch_id = NULL, n = NULL, headers = req.headers,
     t = floor((req.t - srv.started) * 1e6 + 0.5) / 1e6,
-    conn = c.api_no, request_id = "req-" .. rec_n,
+    conn = c.api_no, request_id = "req-" .. rec_n, seq = rec_n,
   }, OBJECT_MT)
-  srv.records[rec_n] = rec
+  log_record(srv, rec)
   local rid = { "x-request-id", "req-" .. rec_n, "x-request-id" }
   local sc = srv.scenario
 
@@ -568,7 +641,7 @@ local function api_plan(srv, req, c)
 end
 
 local function reset(srv)
-  srv.records, srv.nrec, srv.counters = {}, 0, {}
+  srv.records, srv.nrec, srv.log_first, srv.counters = {}, 0, 1, {}
   local st = srv.stats
   st.requests_total, st.connections_total, st.connections_open = 0, 0, 0
   st.max_connections_open, st.connections_closed_by_client = 0, 0
@@ -586,7 +659,7 @@ local function control_plan(srv, req)
     end
   end
   if p == "/_fake/requests" then
-    return only("GET") or simple_plan(200, encode(setmetatable(srv.records, ARRAY_MT)))
+    return only("GET") or requests_plan(srv, req)
   elseif p == "/_fake/stats" then
     return only("GET") or simple_plan(200, encode(setmetatable(srv.stats, OBJECT_MT)))
   elseif p == "/_fake/reset" then
@@ -644,7 +717,8 @@ local function send(c, data)
 end
 
 local function sleep(c, seconds)
-  c.wake = gettime() + seconds
+  -- A delay of 1e10 s means "never answer": it must not reach select (spec/fake_server_limits_spec.lua).
+  c.wake = seconds < MAX_SLEEP and gettime() + seconds or huge
   c.wait = "t"
   yield()
 end
@@ -968,8 +1042,10 @@ local function run(srv)
         local d = c.wake - now
         if d < 0 then d = 0 end
         if not timeout or d < timeout then timeout = d end
+        if #c.buf < MAX_BUFFERED then nr = nr + 1; recvt[nr] = c.sock end
       end
     end
+    if timeout and timeout > MAX_WAIT then timeout = MAX_WAIT end
     local ok, r, w = pcall(select, recvt, sendt, timeout)
     if not ok then
       io.stderr:write("fake-server: select: ", tostring(r), "\n")
@@ -983,7 +1059,14 @@ local function run(srv)
         accept_all(srv)
       else
         local c = srv.by_sock[s]
-        if c and c.wait == "r" then resume(srv, c) end
+        if c and c.wait == "r" then
+          resume(srv, c)
+        elseif c and c.wait == "t" then
+          local data, err, partial = s:receive(RECV_SIZE)
+          data = data or partial
+          if data and data ~= "" then c.buf = c.buf .. data end
+          if err and err ~= "timeout" then close_conn(srv, c, true) end
+        end
       end
     end
     for i = 1, #w do
@@ -1013,7 +1096,7 @@ end
 
 function M.main(argv)
   argv = argv or {}
-  local port, host, scenario_path = 0, "127.0.0.1", nil
+  local port, host, scenario_path, log_limit = 0, "127.0.0.1", nil, DEFAULT_LOG_LIMIT
   local i = 1
   while argv[i] ~= nil do
     local a = tostring(argv[i])
@@ -1042,6 +1125,13 @@ function M.main(argv)
           .. tostring(v))
       end
       host = v
+    elseif name == "--log-limit" then
+      local v = value()
+      local n = type(v) == "string" and match(v, "^%d+$") and tonumber(v)
+      if not n or n < 1 then
+        return usage_error("--log-limit wants a whole number >= 1, got " .. tostring(v))
+      end
+      log_limit = n
     elseif name == "--scenario" then
       local v = value()
       if type(v) ~= "string" or v == "" then return usage_error("--scenario wants a file") end
@@ -1077,7 +1167,7 @@ function M.main(argv)
   local srv = {
     server = server, scenario = sc, scenario_src = src, running = true,
     conns = {}, by_sock = {}, nopen = 0, nconn = 0, started = gettime(), accept_after = 0,
-    stats = {},
+    stats = {}, log_limit = log_limit,
   }
   reset(srv)
   io.stdout:write("fake-server listening on http://", ip, ":", num_str(tonumber(bound)), "\n")
