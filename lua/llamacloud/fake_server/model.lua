@@ -199,7 +199,7 @@ function M.job(state, id, job_type)
   if not job then
     local entry = state.sc.jobs[id]
     if not entry then return nil end
-    job = { id = id, type = entry.type or job_type, entry = entry, counter = 0, name = entry.name,
+    job = { id = id, type = entry.type or job_type, entry = entry, counter = 0, name = entry.name or id,
             created_at = CREATED_AT }
     state.jobs[id] = job
   end
