@@ -31,7 +31,7 @@ LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
-HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
 .PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind
