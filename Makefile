@@ -16,8 +16,10 @@ endif
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Wshadow -Wstrict-prototypes
-MODCFLAGS := -fPIC -std=gnu99 $(WARNFLAGS) $(shell pkg-config --cflags $(LUA_PC) libcurl) -DLC_VERSION='"$(VERSION)"'
-MODLDFLAGS := -shared $(shell pkg-config --libs libcurl)
+# libcrypto (webhooks.verify) where pkg-config finds it; without it, or with LC_NO_CRYPTO=1, verify raises.
+CRYPTO_PC := $(if $(LC_NO_CRYPTO),,$(shell pkg-config --exists libcrypto && echo libcrypto))
+MODCFLAGS := -fPIC -std=gnu99 $(WARNFLAGS) $(shell pkg-config --cflags $(LUA_PC) libcurl $(CRYPTO_PC)) -DLC_VERSION='"$(VERSION)"' $(if $(CRYPTO_PC),,-DLC_NO_CRYPTO)
+MODLDFLAGS := -shared $(shell pkg-config --libs libcurl $(CRYPTO_PC))
 
 BUILD := build/$(LUA_VERSION)
 SO := $(BUILD)/llamacloud/core.so
@@ -29,7 +31,7 @@ LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
-HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
 .PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind
