@@ -135,6 +135,12 @@ describe("fake_server.main", function()
     assert.truthy(err:find("unknown fault 'nope'", 1, true))
   end)
 
+  it("returns 2, without a traceback, for a scenario path that is a directory", function()
+    local code, _, err = capture(function() return fake_server.main({ "--scenario", "spec" }) end)
+    assert.are.equal(2, code)
+    assert.truthy(err:find("bad scenario: spec", 1, true))
+  end)
+
   it("has a default scenario with the demo batches", function()
     local b = fake_server.DEFAULT_SCENARIO.batches
     assert.are.same({ "PENDING", "RUNNING", "COMPLETED" }, b["bat-demo"].steps)

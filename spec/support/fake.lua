@@ -76,7 +76,14 @@ function Server:scenario(tbl)
   return control(self, "PUT", "/_fake/scenario", body)
 end
 
-function Server:requests() return control(self, "GET", "/_fake/requests") end
+-- query: an optional "id=…&since=…&limit=…" filter.
+function Server:requests(query)
+  return control(self, "GET", "/_fake/requests" .. (query and ("?" .. query) or ""))
+end
+-- The webhook deliveries the server attempted (same filter as requests).
+function Server:deliveries(query)
+  return control(self, "GET", "/_fake/deliveries" .. (query and ("?" .. query) or ""))
+end
 function Server:stats() return control(self, "GET", "/_fake/stats") end
 function Server:reset() return control(self, "POST", "/_fake/reset") end
 

@@ -384,8 +384,10 @@ function M.load_file(path)
   else
     local f, err = io.open(path, "rb")
     if not f then return nil, err end
-    local text = f:read("*a")
+    -- a directory opens but does not read (issue 13, defect 5: spec/fake_server_spec.lua)
+    local text, rerr = f:read("*a")
     f:close()
+    if type(text) ~= "string" then return nil, path .. ": " .. tostring(rerr or "cannot read") end
     local v, derr = decode(text)
     if v == nil then return nil, path .. ": invalid JSON: " .. derr end
     raw = v
