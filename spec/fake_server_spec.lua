@@ -687,6 +687,13 @@ describe("fake server start-up", function()
     local codes = {}
     for i = 1, 4 do codes[i] = get(server.port, "/api/v2/batches/bat-rate-limited", auth).status end
     assert.are.same({ 200, 429, 429, 200 }, codes)
+    local job = decode(get(server.port, "/api/v2/parse/pjb-0001?expand=markdown", auth).body)
+    assert.are.same({ "COMPLETED", 2 }, { job.job.status, #job.markdown.pages })
+    local status, created = server:http("POST", "/api/v2/batches", fake.encode({ source_directory_id = "dir-invoices",
+      config = { job = { type = "parse_v2", configuration_id = "cfg-invoices" } } }),
+      { Authorization = "Bearer llx-fake-example-key" })
+    assert.are.equal(200, status)
+    assert.truthy(decode(created).id:match("^bat%-"))
   end)
 
   it("stops on POST /_fake/shutdown", function()
