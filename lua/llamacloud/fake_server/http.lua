@@ -363,6 +363,10 @@ function M.request(srv, c, host, port, method, path, headers, body, timeout)
   c.deadline = gettime() + timeout
   local sock = socket.tcp()
   if not sock then return nil, "no socket" end
+  if sock:getfd() >= MAX_FD then
+    sock:close()
+    return nil, "too many open sockets"
+  end
   sock:settimeout(0)
   add_sock(srv, c, sock)
   local function done(...)
