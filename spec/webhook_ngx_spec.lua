@@ -1,6 +1,10 @@
 -- examples/webhook_receiver/ as shipped, in a real nginx (moved to a temporary prefix and port): signed
--- deliveries are recorded, forged or unsigned ones get 401 and are not. Needs nginx and build/jit.
+-- deliveries are recorded, forged or unsigned ones get 401 and are not; then batches created on the fake
+-- server with the receiver as their webhook. Needs nginx and build/jit.
+local socket = require("socket")
+local cjson = require("cjson").new()
 local core = require("llamacloud.core")
+local fake = require("spec.support.fake")
 local ngx_support = require("spec.support.nginx")
 local util = require("spec.support.util")
 
@@ -110,5 +114,86 @@ describe("webhook receiver example in nginx", function()
   it("logs no error of its own in the worker", function()
     local text = ngx_support.log(nginx)
     assert.is_nil(text:match("%[error%]") or text:match("%[alert%]") or text:match("%[crit%]"), text)
+  end)
+end)
+
+describe("webhook receiver example with the fake server delivering", function()
+  local RETRIES = 2
+  local SCENARIO = {
+    webhooks = { advance_every = 0.01, backoff = 0.01, retries = RETRIES, timeout = 5 },
+    directories = { ["dir-hook"] = { count = 1 } },
+  }
+  local server, nginx, hook_url
+
+  setup(function()
+    ngx_support.check_prerequisites(ROOT)
+    server = fake.start({ scenario = SCENARIO })
+    nginx = ngx_support.start(example_conf(), ROOT, "LLAMA_CLOUD_WEBHOOK_SECRET=" .. util.quote(SECRET))
+    hook_url = "http://127.0.0.1:" .. nginx.port .. PATH
+  end)
+
+  teardown(function()
+    if nginx then ngx_support.stop(nginx) end
+    if server then server:stop() end
+  end)
+
+  local function create(hook)
+    hook.webhook_url = hook_url
+    local status, body = server:http("POST", "/api/v2/batches", fake.encode({
+      source_directory_id = "dir-hook",
+      config = { job = { type = "parse_v2", configuration_id = "cfg-test" } },
+      webhook_configurations = { hook },
+    }))
+    assert.are.equal(200, status, body)
+    return cjson.decode(body).id
+  end
+
+  -- The batch's delivery attempts once one of `event` has had its last answer: the one accepted, or the
+  -- last retry. Reads 10 ms apart, at most 1000 times (no time is asserted).
+  local function deliveries_until(id, event)
+    local recs
+    for _ = 1, 1000 do
+      recs = server:deliveries("id=" .. id)
+      for _, d in ipairs(recs) do
+        if d.event == event and (d.delivered or d.attempt == RETRIES + 1) and d.response_status ~= cjson.null then
+          return recs
+        end
+      end
+      socket.sleep(0.01)
+    end
+    error("no final " .. event .. " delivery for " .. id .. ": " .. fake.encode(recs) .. ngx_support.log(nginx))
+  end
+
+  local function recorded(id)
+    return ngx_support.request(nginx.port, "GET", "/batches/" .. id .. "/webhook-status")
+  end
+
+  it("sees batch.success arrive verified and recorded for a batch created with the receiver as webhook", function()
+    local id = create({ webhook_signing_secret = SECRET, webhook_output_format = "json" })
+    local recs = deliveries_until(id, "batch.success")
+    local events = {}
+    for _, d in ipairs(recs) do
+      events[#events + 1] = d.event
+      assert.are.same({ true, 200, 1 }, { d.delivered, d.response_status, d.attempt })
+    end
+    assert.are.same({ "batch.pending", "batch.running", "batch.success" }, events)
+    assert.are.same({ 200, "COMPLETED" }, { recorded(id) })
+  end)
+
+  it("gets 401 from the receiver for every delivery signed with another secret, and records nothing", function()
+    local id = create({ webhook_signing_secret = "whsec-forged", webhook_output_format = "json" })
+    local recs = deliveries_until(id, "batch.success")
+    for _, d in ipairs(recs) do
+      assert.are.same({ false, 401 }, { d.delivered, d.response_status })
+    end
+    assert.are.equal(3 * (RETRIES + 1), #recs)
+    assert.are.equal(404, (recorded(id)))
+  end)
+
+  it("gets 401 for unsigned deliveries (a configuration without a secret)", function()
+    local id = create({ webhook_events = { "batch.success" } })
+    local recs = deliveries_until(id, "batch.success")
+    assert.are.same({ false, 401 }, { recs[#recs].delivered, recs[#recs].response_status })
+    assert.are.equal(404, (recorded(id)))
   end)
 end)
