@@ -49,7 +49,8 @@ static void lc_hex_lower(const unsigned char *in, size_t n, char *out) {
 }
 
 /* HMAC-SHA256 of msg keyed with key into out; 0, or -1 when libcrypto refuses (out of memory, or a FIPS
-   provider turning down a short key). key is never NULL: libcrypto 3 reads a NULL key as "keep the old one". */
+   provider turning down a short key). key is never NULL: to libcrypto 3 a NULL key means "no new key", which
+   fails on a fresh context, while "" is the empty key HMAC defines. */
 static int lc_hmac_sha256(const char *key, size_t keylen, const char *msg, size_t n, unsigned char out[LC_SHA256_LEN]) {
   unsigned int len = 0;
   if (key == NULL) key = "";
