@@ -361,7 +361,7 @@ end
 -- socket is its own; `timeout` bounds the whole exchange.
 function M.request(srv, c, host, port, method, path, headers, body, timeout)
   c.deadline = gettime() + timeout
-  local sock = socket.tcp()
+  local sock = find(host, ":", 1, true) and socket.tcp6() or socket.tcp()
   if not sock then return nil, "no socket" end
   if sock:getfd() >= MAX_FD then
     sock:close()

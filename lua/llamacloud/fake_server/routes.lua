@@ -17,6 +17,7 @@ local encode, decode, num_str, encode_string = json.encode, json.decode, json.nu
 local is_object, is_list = json.is_object, json.is_list
 local detail, reason = http.detail, http.reason
 local obj = json.object
+local fast_encode = require("cjson").new().encode
 
 -- A recorded request body is cut to this size (body_truncated = true).
 local MAX_RECORDED_BODY = 1048576
@@ -145,7 +146,9 @@ local function log_plan(req, recs, first, last)
   if next_since then
     headers[2] = { "x-fake-next-since", num_str(next_since), "x-fake-next-since" }
   end
-  return simple_plan(200, encode(out), { headers = headers })
+  -- cjson, not the sorted encoder: a full log of 10,000 records must not hold up the loop for long
+  -- (issue 13, defect 7). Records hold no empty list that cjson would write as {}.
+  return simple_plan(200, #out == 0 and "[]" or fast_encode(out), { headers = headers })
 end
 
 -- Batches ----------------------------------------------------------------------------------------
