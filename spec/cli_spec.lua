@@ -408,6 +408,17 @@ describe("the llamacloud command", function()
       assert.are.same(listed, known)
     end)
 
+    it("has the README's exit-code table list exactly the codes the command uses", function()
+      local readme = util.read_file(util.root() .. "/README.md")
+      local section = readme:match("\n## Command line\n(.-)\n## ")
+      local listed, used = {}, {}
+      for code in section:gmatch("\n| (%d+) |") do listed[#listed + 1] = tonumber(code) end
+      for _, code in pairs(require("llamacloud.cli").EXIT) do used[#used + 1] = code end
+      table.sort(listed)
+      table.sort(used)
+      assert.are.same(used, listed)
+    end)
+
     it("prints the version with --version", function()
       local code, out = run({ "--version" }, env)
       assert.are.equal(0, code)
