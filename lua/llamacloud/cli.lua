@@ -90,7 +90,7 @@ M.BATCHES_USAGE = table.concat({
   "",
   "Options for get and wait:",
   option_lines(),
-  "  -h, --help                this text",
+  "  -h, --help              this text",
   "Option of get:",
   option_lines("get", "get"),
   "Options of wait:",
@@ -125,7 +125,7 @@ local function flush_stdout()
 end
 
 local function usage_error(msg, help)
-  io.stderr:write("llamacloud: ", msg, " (see '", help or "llamacloud --help", "')\n")
+  io.stderr:write("llamacloud: ", msg, " (try '", help or "llamacloud --help", "')\n")
   return EXIT.USAGE
 end
 
@@ -159,8 +159,8 @@ local function parse_args(argv, first, command)
       name = name or a
       local spec = known[name]
       if not spec then
-        local other = command == "get" and FLAGS_OF.wait[name]
-        return nil, "unknown option " .. name .. (other and " for get (it is an option of wait)" or "")
+        if command == "get" and FLAGS_OF.wait[name] then return nil, name .. " is an option of wait, not of get" end
+        return nil, "unknown option " .. name
       end
       local kind, key = spec[2], spec[3]
       if kind == "flag" then
@@ -340,7 +340,9 @@ local function run_batches(argv)
     out(M.BATCHES_USAGE)
     return EXIT.OK
   end
-  if #ids == 0 then return usage_error("batches " .. command .. " needs at least one batch id") end
+  if #ids == 0 then
+    return usage_error("batches " .. command .. " needs at least one batch id", "llamacloud batches --help")
+  end
 
   local core = require("llamacloud.core")
   local wait = require("llamacloud.wait")
