@@ -600,6 +600,19 @@ describe("the llamacloud command", function()
   describe("completion", function()
     local cli = require("llamacloud.cli")
 
+    -- every flag of a batches command, as the help and the scripts list them
+    local function names_for(command)
+      local names, seen = {}, {}
+      for _, f in ipairs(cli.FLAGS) do
+        if f[4][command] and not seen[f[1]] then
+          seen[f[1]] = true
+          names[#names + 1] = f[1]
+        end
+      end
+      names[#names + 1] = "--help"
+      return table.concat(names, " ")
+    end
+
     local function script_for(shell_name)
       local code, out, err = run({ "completion", shell_name }, env)
       assert.are.equal(0, code)
@@ -656,8 +669,23 @@ describe("the llamacloud command", function()
           local file = os.tmpname()
           util.write_file(file, text)
           local code, msg = shell(shell_name .. " -n " .. file .. " 2>&1")
-          os.remove(file)
           assert.are.equal(0, code, msg)
+          if shell_name == "zsh" then
+            -- the function's choices, with compadd (a builtin of completion widgets) shadowed to print them
+            code, msg = shell("zsh -c " .. util.quote("compdef() { :; }; compadd() { print -r -- \"$*\"; }; source "
+              .. file .. "; words=(llamacloud batches wait x --inter); CURRENT=5; _llamacloud;"
+              .. " words=(llamacloud batches wait x --backoff ''); CURRENT=6; _llamacloud") .. " 2>&1")
+            assert.are.equal(0, code, msg)
+            assert.are.equal("-- " .. names_for("wait") .. "\n-- linear exponential constant\n", msg)
+          else
+            code, msg = shell("fish -c " .. util.quote("source " .. file
+              .. "; complete -C 'llamacloud batches wait x --inter'; complete -C 'llamacloud batches get x --backoff '"
+              .. "; complete -C 'llamacloud batches wait x --backoff e'") .. " 2>&1")
+            assert.are.equal(0, code, msg)
+            assert.are.equal("--interval\tpause after the first poll (default 1)\n"
+              .. "exponential\tlinear (default), exponential or constant\n", msg)
+          end
+          os.remove(file)
         end
       end)
     end
