@@ -367,6 +367,21 @@ describe("the llamacloud command", function()
       end)
     end
 
+    it("turns every option a library error names into its flag", function()
+      local flag_error = require("llamacloud.cli").flag_error
+      assert.are.equal("--max-interval (0.1) must not be below --interval (1)", flag_error(
+        "wait.lua:9: llamacloud: wait_many: option 'max_interval' (0.1) must not be below option 'interval' (1)",
+        "wait", { given = { max_interval = "0.1", interval = "1" } }))
+      assert.are.equal("--request-timeout must be a positive number of seconds (got '9')", flag_error(
+        "llamacloud: get: option 'timeout' must be a positive number of seconds", "wait",
+        { given = { request_timeout = "9" } }))
+      assert.are.equal("--timeout must be a positive number of seconds (got '9')", flag_error(
+        "llamacloud: get: option 'timeout' must be a positive number of seconds", "get", { given = { timeout = "9" } }))
+      -- an option the command line never sets, and anything else, stay errors of their own
+      assert.is_nil(flag_error("llamacloud: get: option 'headers' must be a table", "get", { given = {} }))
+      assert.is_nil(flag_error("cli.lua:1: interrupted!", "get", { given = {} }))
+    end)
+
     it("exits 2 naming --scenario when fake-server is given a directory", function()
       local code, out, err = run({ "fake-server", "--port", "0", "--scenario", "spec" }, env)
       assert.are.equal(2, code)

@@ -208,20 +208,29 @@ local function parse_args(argv, first, command)
 end
 
 -- A library error raised for an option the command line passed on ("llamacloud: get_many: option
--- 'concurrency' must be ...") as one line naming the flag; nil for any other error.
-local function flag_error(err, command, flags)
+-- 'concurrency' must be ...") as one line naming the flag (every option it names becomes its flag);
+-- nil for any other error. Exported for cli_spec.
+function M.flag_error(err, command, flags)
   if type(err) ~= "string" then return nil end
-  local fn, key, rest = err:match("llamacloud: ([%w_]+): option '([%w_]+)' (.*)$")
-  if not key then return nil end
-  -- wait passes --request-timeout to each request as its 'timeout'
-  if command == "wait" and key == "timeout" and fn == "get" then key = "request_timeout" end
-  for name, spec in pairs(FLAGS_OF[command]) do
-    if spec[3] == key then
-      local v = flags.given[key]
-      return name .. " " .. rest .. (v and (" (got '" .. shorten(v) .. "')") or "")
+  local fn, text = err:match("llamacloud: ([%w_]+): (option '[%w_]+'.*)$")
+  if not fn then return nil end
+  local first
+  text = text:gsub("option '([%w_]+)'", function(key)
+    -- wait passes --request-timeout on to each request as its 'timeout'
+    if command == "wait" and key == "timeout" and fn == "get" then key = "request_timeout" end
+    for name, spec in pairs(FLAGS_OF[command]) do
+      if spec[3] == key then
+        first = first or key
+        return name
+      end
     end
-  end
+  end)
+  if not first then return nil end
+  local v = flags.given and flags.given[first]
+  if v and not text:find(v, 1, true) then text = text .. " (got '" .. shorten(v) .. "')" end
+  return text
 end
+local flag_error = M.flag_error
 
 local function request_options(flags, command)
   local o = {
