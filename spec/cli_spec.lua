@@ -419,7 +419,7 @@ describe("the llamacloud command", function()
         if name ~= "--help" then listed[#listed + 1] = name end
       end
       local known = {}
-      for _, f in ipairs(require("llamacloud.cli").FAKE_SERVER_FLAGS) do known[#known + 1] = f[1] end
+      for _, f in ipairs(require("llamacloud.cli").fake_server_flags()) do known[#known + 1] = f[1] end
       assert.are.same(listed, known)
     end)
 
@@ -664,7 +664,7 @@ describe("the llamacloud command", function()
           assert.truthy(({ [f[1]] = true })[got[1]], f[1] .. " for " .. command)
         end
       end
-      for _, f in ipairs(cli.FAKE_SERVER_FLAGS) do
+      for _, f in ipairs(cli.fake_server_flags()) do
         assert.are.same({ f[1] }, complete(file, { "llamacloud", "fake-server", f[1] }))
       end
     end)
@@ -675,7 +675,7 @@ describe("the llamacloud command", function()
         local flag = shell_name == "fish" and function(n) return "-l " .. n:sub(3) .. " " end
           or function(n) return n end
         for _, f in ipairs(cli.FLAGS) do assert.truthy(text:find(flag(f[1]), 1, true), f[1]) end
-        for _, f in ipairs(cli.FAKE_SERVER_FLAGS) do assert.truthy(text:find(flag(f[1]), 1, true), f[1]) end
+        for _, f in ipairs(cli.fake_server_flags()) do assert.truthy(text:find(flag(f[1]), 1, true), f[1]) end
         for _, c in ipairs({ "batches", "fake-server", "completion", "get", "wait", "version" }) do
           assert.truthy(text:find(c, 1, true), c)
         end

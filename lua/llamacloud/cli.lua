@@ -37,13 +37,25 @@ for _, f in ipairs(M.FLAGS) do
   for command in pairs(f[4]) do FLAGS_OF[command][f[1]] = f end
 end
 
--- The options of `fake-server` (lua/llamacloud/fake_server.lua parses them; cli_spec checks this
--- list against its --help).
-M.FAKE_SERVER_FLAGS = {
-  { "--port", "N", "TCP port (default 0: pick a free one)" },
-  { "--host", "H", "loopback address to bind (default 127.0.0.1)" },
-  { "--scenario", "FILE", "a JSON file, or a .lua file returning a table" },
-}
+-- The options of `fake-server`, as its --help lists them (llamacloud.fake_server parses them):
+-- { name, ARG, help }. Without its module (no luasocket), the ones it has always had.
+function M.fake_server_flags()
+  local ok, fake = pcall(require, "llamacloud.fake_server")
+  local list = {}
+  if ok and type(fake) == "table" and type(fake.USAGE) == "string" then
+    for name, arg, help in fake.USAGE:gmatch("\n  (%-%-[%w-]+) (%u+)%s+([^\n]*)") do
+      list[#list + 1] = { name, arg, help }
+    end
+  end
+  if #list == 0 then
+    list = {
+      { "--port", "N", "TCP port (default 0: pick a free one)" },
+      { "--host", "H", "loopback address to bind (default 127.0.0.1)" },
+      { "--scenario", "FILE", "a JSON file, or a .lua file returning a table" },
+    }
+  end
+  return list
+end
 
 M.USAGE = [[
 Usage: llamacloud <command> [options]
@@ -432,7 +444,7 @@ local function run_fake_server(argv)
   return require("llamacloud.fake_server").main(rest)
 end
 
--- Completion scripts, built from M.FLAGS and M.FAKE_SERVER_FLAGS so they name every command and flag.
+-- Completion scripts, built from M.FLAGS and M.fake_server_flags() so they name every command and flag.
 local COMMANDS = {
   { "batches", "get or wait for batches" },
   { "fake-server", "serve a local fake LlamaCloud" },
@@ -453,7 +465,7 @@ local function names_of(command)
   return table.concat(names, " ")
 end
 
-local function valued()
+local function valued(fake_flags)
   local names, seen = {}, {}
   for _, f in ipairs(M.FLAGS) do
     if f[2] ~= "flag" and not f.values and not seen[f[1]] then
@@ -461,14 +473,15 @@ local function valued()
       names[#names + 1] = f[1]
     end
   end
-  names[#names + 1] = "--port"
-  names[#names + 1] = "--host"
+  for _, f in ipairs(fake_flags) do
+    if f[1] ~= "--scenario" and not seen[f[1]] then names[#names + 1] = f[1] end
+  end
   return names
 end
 
-local function fake_names()
+local function fake_names(fake_flags)
   local names = {}
-  for _, f in ipairs(M.FAKE_SERVER_FLAGS) do names[#names + 1] = f[1] end
+  for _, f in ipairs(fake_flags) do names[#names + 1] = f[1] end
   names[#names + 1] = "--help"
   return table.concat(names, " ")
 end
@@ -487,6 +500,7 @@ end
 
 function M.completion(shell)
   local backoff, kinds = backoff_values()
+  local fake_flags = M.fake_server_flags()
   if shell == "bash" then
     return table.concat({
       "# bash completion for llamacloud; load it with: source <(llamacloud completion bash)",
@@ -495,7 +509,7 @@ function M.completion(shell)
       '  case "$prev" in',
       "    " .. backoff .. ') COMPREPLY=($(compgen -W "' .. kinds .. '" -- "$cur")); return ;;',
       '    --scenario) COMPREPLY=($(compgen -f -- "$cur")); return ;;',
-      "    " .. table.concat(valued(), "|") .. ") return ;;",
+      "    " .. table.concat(valued(fake_flags), "|") .. ") return ;;",
       "  esac",
       "  if [[ $COMP_CWORD -eq 1 ]]; then",
       '    COMPREPLY=($(compgen -W "' .. command_names() .. ' --help --version" -- "$cur")); return',
@@ -510,7 +524,7 @@ function M.completion(shell)
       '        get) COMPREPLY=($(compgen -W "' .. names_of("get") .. '" -- "$cur")) ;;',
       '        wait) COMPREPLY=($(compgen -W "' .. names_of("wait") .. '" -- "$cur")) ;;',
       "      esac ;;",
-      '    fake-server) COMPREPLY=($(compgen -W "' .. fake_names() .. '" -- "$cur")) ;;',
+      '    fake-server) COMPREPLY=($(compgen -W "' .. fake_names(fake_flags) .. '" -- "$cur")) ;;',
       '    completion) [[ $COMP_CWORD -eq 2 ]] && COMPREPLY=($(compgen -W "' .. table.concat(SHELLS, " ")
         .. '" -- "$cur")) ;;',
       "  esac",
@@ -528,7 +542,7 @@ function M.completion(shell)
       '  case "$prev" in',
       "    " .. backoff .. ") compadd -- " .. kinds .. "; return ;;",
       "    --scenario) _files; return ;;",
-      "    " .. table.concat(valued(), "|") .. ") return ;;",
+      "    " .. table.concat(valued(fake_flags), "|") .. ") return ;;",
       "  esac",
       "  if (( CURRENT == 2 )); then",
       "    compadd -- " .. command_names() .. " --help --version; return",
@@ -541,7 +555,7 @@ function M.completion(shell)
       "        get) compadd -- " .. names_of("get") .. " ;;",
       "        wait) compadd -- " .. names_of("wait") .. " ;;",
       "      esac ;;",
-      "    fake-server) compadd -- " .. fake_names() .. " ;;",
+      "    fake-server) compadd -- " .. fake_names(fake_flags) .. " ;;",
       "    completion) (( CURRENT == 3 )) && compadd -- " .. table.concat(SHELLS, " ") .. " ;;",
       "  esac",
       "}",
@@ -573,7 +587,7 @@ function M.completion(shell)
       add("complete -c llamacloud -n '__fish_seen_subcommand_from batches; and __fish_seen_subcommand_from "
         .. cond .. "' -l " .. f[1]:sub(3) .. arg .. " -d " .. quote(f[6]))
     end
-    for _, f in ipairs(M.FAKE_SERVER_FLAGS) do
+    for _, f in ipairs(fake_flags) do
       add("complete -c llamacloud -n '__fish_seen_subcommand_from fake-server' -l " .. f[1]:sub(3)
         .. (f[1] == "--scenario" and " -r -F" or " -x") .. " -d " .. quote(f[3]))
     end
