@@ -1,23 +1,71 @@
 -- Live progress of `llamacloud batches wait` on stderr: lines redrawn in place on a terminal, appended otherwise.
 local M = {}
 
--- More batches than this are shown on a terminal as one line of counts, so a redraw never
--- scrolls past the screen (cursor-up cannot reach lines that scrolled away).
+-- More batches than this (or than the terminal has rows) are shown on a terminal as one line of
+-- counts, so a redraw never scrolls past the screen (cursor-up cannot reach lines that scrolled away).
 M.MAX_ROWS = 15
--- Ids wider than this are cut on a terminal, so that no line wraps.
+-- Ids wider than this are cut on a terminal.
 local MAX_ID_WIDTH = 40
+-- The shortest id column kept on a narrow terminal before the row itself is cut.
+local MIN_ID_WIDTH = 12
+-- A terminal redraw with nothing new but the time waits this long after the last one (seconds).
+M.TICK = 0.2
+
+local TERMINAL = { COMPLETED = true, FAILED = true, CANCELLED = true }
+
+-- Width in characters of UTF-8 text: every byte but the continuation bytes (0x80-0xBF) starts one.
+function M.width(s)
+  local _, continuation = s:gsub("[\128-\191]", "")
+  return #s - continuation
+end
+
+-- s cut to at most n characters, never inside a UTF-8 sequence, ending in "..." when cut.
+-- progress_spec: "fit".
+function M.fit(s, n)
+  if M.width(s) <= n then return s end
+  if n <= 0 then return "" end
+  local keep = n >= 6 and n - 3 or n
+  local chars, i = 0, 1
+  while i <= #s do
+    local b = s:byte(i)
+    if b < 128 or b >= 192 then
+      if chars == keep then break end
+      chars = chars + 1
+    end
+    i = i + 1
+  end
+  return s:sub(1, i - 1) .. (keep < n and "..." or "")
+end
+
+local function pad(s, n)
+  local w = M.width(s)
+  if w >= n then return s end
+  return s .. string.rep(" ", n - w)
+end
 
 local function note_for(err)
   if not err then return nil end
   return (err.name or "error") .. (err.status and (" " .. err.status) or "") .. ", polling on"
 end
 
-local function line_for(row, width)
-  local id = row.id
-  if #id > width then id = id:sub(1, width - 3) .. "..." end
-  return string.format("%-" .. width .. "s  %-10s %7.1f s  poll %d%s", id, row.status or "...",
-    row.elapsed or 0, row.polls or 0, row.note and ("  " .. row.note) or "")
+-- One row; with columns (a terminal) it fits in columns - 1 characters: the id column narrows first,
+-- then the note is cut or dropped, then (a very narrow terminal) the end of the row. Writing the last column would leave some terminals
+-- wrapping, which breaks the cursor-up count.
+local function line_for(row, id_width, columns)
+  local tail = string.format("  %-10s %7.1f s  poll %d", row.status or "...", row.elapsed or 0, row.polls or 0)
+  local note = row.note and ("  " .. row.note) or ""
+  if columns then
+    local room = columns - 1 - M.width(tail)
+    if id_width > room then id_width = room > MIN_ID_WIDTH and room or MIN_ID_WIDTH end
+    local line = pad(M.fit(row.id, id_width), id_width) .. tail
+    local note_room = columns - 1 - M.width(line)
+    -- a note cut shorter than "  RateLim..." says nothing: dropped
+    if note_room >= 12 then line = line .. M.fit(note, note_room) end
+    return M.fit(line, columns - 1)
+  end
+  return pad(row.id, id_width) .. tail .. note
 end
+M.line_for = line_for
 
 -- "3 RUNNING, 2 COMPLETED" in the order the statuses were first seen.
 local function counts_text(rows)
@@ -33,36 +81,53 @@ local function counts_text(rows)
 end
 
 -- mode is "tty" (redraw in place), "lines" (one line per poll) or "off".
-function M.new(ids, mode, out)
+-- opts.now(): the clock (seconds) that moves the rows' time between polls (tick); opts.size():
+-- the terminal's columns and rows (default 80 x 24).
+function M.new(ids, mode, out, opts)
   out = out or io.stderr
-  local rows, drawn, width, polls, elapsed = {}, 0, 1, 0, 0
+  opts = opts or {}
+  local now = opts.now
+  local size = opts.size or function() return 80, 24 end
+  local start = now and now()
+  local rows, drawn, width, polls, elapsed, drawn_at = {}, 0, 1, 0, 0, nil
   for i = 1, #ids do
     rows[i] = { id = ids[i] }
-    if #ids[i] > width then width = #ids[i] end
+    local w = M.width(ids[i])
+    if w > width then width = w end
   end
   if mode == "tty" and width > MAX_ID_WIDTH then width = MAX_ID_WIDTH end
   local self = {}
 
   local function redraw()
+    local columns, lines = size()
     local parts = {}
     if drawn > 0 then parts[1] = string.format("\27[%dA", drawn) end
-    if #rows > M.MAX_ROWS then
-      parts[#parts + 1] = string.format("\r\27[K%d batches: %s  %.1f s, %d polls\n", #rows, counts_text(rows),
-        elapsed, polls)
+    local max_rows = M.MAX_ROWS
+    if lines - 1 < max_rows then max_rows = lines - 1 end
+    if #rows > max_rows then
+      parts[#parts + 1] = "\r\27[K" .. M.fit(string.format("%d batches: %s  %.1f s, %d polls", #rows,
+        counts_text(rows), elapsed, polls), columns - 1) .. "\n"
+      -- the rows drawn before (the terminal shrank) are cleared
+      for _ = 2, drawn do parts[#parts + 1] = "\r\27[K\n" end
+      if drawn > 1 then parts[#parts + 1] = string.format("\27[%dA", drawn - 1) end
       drawn = 1
     else
-      for i = 1, #rows do parts[#parts + 1] = "\r\27[K" .. line_for(rows[i], width) .. "\n" end
+      for i = 1, #rows do parts[#parts + 1] = "\r\27[K" .. line_for(rows[i], width, columns) .. "\n" end
       drawn = #rows
     end
     out:write(table.concat(parts))
     out:flush()
+    if now then drawn_at = now() end
   end
 
   function self.update(i, batch, info)
     local row = rows[i]
     row.polls = info.attempt
     row.elapsed = info.elapsed
-    if batch then row.status = batch.status end
+    if batch then
+      row.status = batch.status
+      row.done = TERMINAL[batch.status]
+    end
     row.note = note_for(info.err)
     polls = polls + 1
     if info.elapsed > elapsed then elapsed = info.elapsed end
@@ -72,6 +137,20 @@ function M.new(ids, mode, out)
       out:write(line_for(row, width), "\n")
       out:flush()
     end
+  end
+
+  -- Called while the command waits (a request in flight, a pause between polls): on a terminal the
+  -- time of every unfinished row moves, redrawn at most every M.TICK seconds.
+  function self.tick()
+    if mode ~= "tty" or not now then return end
+    local t = now()
+    if drawn_at and t - drawn_at < M.TICK then return end
+    if not drawn_at and t - start < M.TICK then return end
+    elapsed = t - start
+    for i = 1, #rows do
+      if not rows[i].done then rows[i].elapsed = elapsed end
+    end
+    redraw()
   end
 
   -- results: wait_many's entries; with_files adds the files' outcomes (for --expand results).
