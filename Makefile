@@ -32,7 +32,7 @@ BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tal
 HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
-.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind
+.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim
 
 all: $(SO)
 
@@ -52,6 +52,7 @@ test-steps:
 	done; \
 	$(MAKE) --no-print-directory test-hosts TALLY=$(TALLY) || status=1; \
 	LLAMACLOUD_TALLY=$(TALLY) sh scripts/luarocks-check.sh || status=1; \
+	LLAMACLOUD_TALLY=$(TALLY) sh scripts/step.sh lint $(MAKE) --no-print-directory lint || status=1; \
 	$(MAKE) --no-print-directory test-hardening TALLY=$(TALLY) || status=1; \
 	exit $$status
 
@@ -77,6 +78,11 @@ test-hosts:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	@echo "== specs in nvim and nginx (build/jit)"
 	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
+
+# luacheck (Debian lua-check) over every Lua file; .luacheckrc sets the std per directory.
+LINT_PATHS := lua spec bench examples scripts bin/llamacloud
+lint:
+	luacheck -q --no-color $(LINT_PATHS)
 
 deps:
 	sh scripts/install-deps.sh
