@@ -16,8 +16,10 @@ endif
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARNFLAGS := -Wall -Wextra -Wshadow -Wstrict-prototypes
-MODCFLAGS := -fPIC -std=gnu99 $(WARNFLAGS) $(shell pkg-config --cflags $(LUA_PC) libcurl) -DLC_VERSION='"$(VERSION)"'
-MODLDFLAGS := -shared $(shell pkg-config --libs libcurl)
+# libcrypto (webhooks.verify) where pkg-config finds it; without it, or with LC_NO_CRYPTO=1, verify raises.
+CRYPTO_PC := $(if $(LC_NO_CRYPTO),,$(shell pkg-config --exists libcrypto && echo libcrypto))
+MODCFLAGS := -fPIC -std=gnu99 $(WARNFLAGS) $(shell pkg-config --cflags $(LUA_PC) libcurl $(CRYPTO_PC)) -DLC_VERSION='"$(VERSION)"' $(if $(CRYPTO_PC),,-DLC_NO_CRYPTO)
+MODLDFLAGS := -shared $(shell pkg-config --libs libcurl $(CRYPTO_PC))
 
 BUILD := build/$(LUA_VERSION)
 SO := $(BUILD)/llamacloud/core.so

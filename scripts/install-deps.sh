@@ -2,7 +2,7 @@
 # Installs, from Debian packages only, everything the build, the demo and every test need.
 set -eu
 
-PACKAGES="make gcc pkg-config libcurl4-openssl-dev ca-certificates openssl
+PACKAGES="make gcc pkg-config libcurl4-openssl-dev libssl-dev ca-certificates openssl
   lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev
   luajit2 libluajit2-5.1-dev
   lua-cjson lua-socket lua-busted luarocks

@@ -25,6 +25,7 @@
 #include "errors.c"
 #include "decode.c"
 #include "request.c"
+#include "webhook.c"
 
 #define LC_CLIENT_MT "llamacloud.client"
 #define LC_DEFAULT_BASE_URL "https://api.cloud.llamaindex.ai"
@@ -969,6 +970,7 @@ int luaopen_llamacloud_core(lua_State *L) {
 
   lua_newtable(L);
   lc_setfuncs(L, funcs, 0);
+  lc_webhook_open(L);
   lua_pushliteral(L, LC_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -41,4 +41,6 @@ for _, name in ipairs(hosts.BATCH_CALLS) do
 end
 M.batches.outcomes = hosts.outcomes
 
+M.webhooks = { verify = core.webhook_verify }
+
 return M
