@@ -31,16 +31,21 @@ external_dependencies = {
   CURL = {
     library = "curl",
   },
+  -- libcrypto (Debian: libssl-dev) computes webhooks.verify's HMAC-SHA256; the Makefile builds without it
+  -- (verify then raises), the rock does not.
+  CRYPTO = {
+    library = "crypto",
+  },
 }
 build = {
   type = "builtin",
   modules = {
     ["llamacloud.core"] = {
       sources = { "src/core.c" },
-      libraries = { "curl" },
+      libraries = { "curl", "crypto" },
       defines = { 'LC_VERSION="0.1.0"' },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
+      incdirs = { "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
     },
     ["llamacloud"] = "lua/llamacloud/init.lua",
     ["llamacloud.wait"] = "lua/llamacloud/wait.lua",
