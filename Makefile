@@ -31,7 +31,7 @@ LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
-HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/health_nvim_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
 .PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim
@@ -80,6 +80,12 @@ test-hosts:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	@echo "== specs in nvim and nginx (build/jit)"
 	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
+
+# For Neovim plugin managers (lazy.nvim: build = "make nvim"): the LuaJIT module at lua/llamacloud/core.so,
+# where Neovim's require finds it through 'runtimepath' with nothing on package.cpath.
+nvim:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit
+	cp build/jit/llamacloud/core.so lua/llamacloud/core.so
 
 # luacheck (Debian lua-check) over every Lua file; .luacheckrc sets the std per directory.
 LINT_PATHS := lua spec bench examples scripts bin/llamacloud

@@ -53,6 +53,7 @@ build = {
     ["llamacloud.progress"] = "lua/llamacloud/progress.lua",
     ["llamacloud.json_text"] = "lua/llamacloud/json_text.lua",
     ["llamacloud.fake_server"] = "lua/llamacloud/fake_server.lua",
+    ["llamacloud.health"] = "lua/llamacloud/health.lua",
     ["llamacloud.host"] = "lua/llamacloud/host/init.lua",
     ["llamacloud.host.blocking"] = "lua/llamacloud/host/blocking.lua",
     ["llamacloud.host.coroutine"] = "lua/llamacloud/host/coroutine.lua",
