@@ -1,6 +1,6 @@
 #!/bin/sh
 # Proves the rockspecs offline. "luarocks-make": `luarocks make` of the scm-1 rockspec from a copy of the
-# checkout (Lua 5.4). "luarocks-rock-5.1/5.4": the source rock a release would publish (git archive of the
+# checkout (Lua 5.4), then "luarocks-test": `luarocks test` in that copy. "luarocks-rock-5.1/5.4": the source rock a release would publish (git archive of the
 # working tree's tracked files, `luarocks pack` of the versioned rockspec pointed at that tarball) installed
 # with --deps-mode=none into an empty tree. In each tree require("llamacloud") loads the tree's modules, the
 # installed `llamacloud --version` prints VERSION and `llamacloud batches get` talks to the fake server.
@@ -59,12 +59,32 @@ try() (
 
 # luarocks make from a copy, so that its objects never land in the checkout.
 mkdir -p "$work/copy"
-(cd "$here" && tar cf - src lua bin rockspec doc types VERSION) | (cd "$work/copy" && tar xf -)
+(cd "$here" && tar cf - src lua bin rockspec doc types spec VERSION) | (cd "$work/copy" && tar xf -)
 if (cd "$work/copy" && luarocks --lua-version 5.4 --tree "$work/tree-make" make --deps-mode=none \
     rockspec/llamacloud-scm-1.rockspec) > "$work/make.log" 2>&1; then
   try luarocks-make 5.4 "$work/tree-make" || status=1
+  # "luarocks-test": `luarocks test` runs the rockspec's busted with its flags. Debian's busted is no rock,
+  # so a stand-in rock whose command is Debian's runner goes into the tree, and a config names the tree
+  # (--tree alone does not make LuaRocks look there for test dependencies). One spec file is enough here.
+  mkdir -p "$work/busted/bin"
+  printf '#!/usr/bin/env lua\nrequire("busted.runner")({ standalone = false })\n' > "$work/busted/bin/busted"
+  printf 'rockspec_format = "3.0"\npackage = "busted"\nversion = "2.1.1-1"\nsource = { url = "file:///dev/null" }\nbuild = { type = "none", install = { bin = { busted = "bin/busted" } } }\n' \
+    > "$work/busted/busted-2.1.1-1.rockspec"
+  printf 'rocks_trees = { "%s" }\nrocks_servers = {}\n' "$work/tree-make" > "$work/luarocks-config.lua"
+  if (cd "$work/busted" && luarocks --lua-version 5.4 --tree "$work/tree-make" make --deps-mode=none \
+        busted-2.1.1-1.rockspec) > "$work/test.log" 2>&1 &&
+     (cd "$work/copy" && LUAROCKS_CONFIG="$work/luarocks-config.lua" \
+        LUA_CPATH="$(luarocks --lua-version 5.4 --tree "$work/tree-make" path --lr-cpath);;" \
+        luarocks --lua-version 5.4 --tree "$work/tree-make" test rockspec/llamacloud-scm-1.rockspec -- \
+        -o TAP spec/smoke_spec.lua) >> "$work/test.log" 2>&1 &&
+     grep -q '^ok 1 ' "$work/test.log" && ! grep -q '^not ok' "$work/test.log"; then
+    echo "luarocks-check: luarocks-test: luarocks test ran the suite with busted"
+    tally "1 0 0" luarocks-test
+  else
+    cat "$work/test.log" >&2; failed luarocks-test "luarocks test"
+  fi
 else
-  cat "$work/make.log" >&2; failed luarocks-make "luarocks make"
+  cat "$work/make.log" >&2; failed luarocks-make "luarocks make"; failed luarocks-test "luarocks make"
 fi
 
 # The release's source rock. `git stash create` makes a commit of the working tree's tracked files without
