@@ -1,10 +1,12 @@
 #!/bin/sh
-# Proves the rockspecs offline. "luarocks-make": `luarocks make` of the scm-1 rockspec from a copy of the
-# checkout (Lua 5.4), then "luarocks-test": `luarocks test` in that copy. "luarocks-rock-5.1/5.4": the source rock a release would publish (git archive of the
-# working tree's tracked files, `luarocks pack` of the versioned rockspec pointed at that tarball) installed
-# with --deps-mode=none into an empty tree. In each tree require("llamacloud") loads the tree's modules, the
-# installed `llamacloud --version` prints VERSION and `llamacloud batches get` talks to the fake server.
-# Appends one line per check to $LLAMACLOUD_TALLY.
+# Proves the rockspecs offline, one tally line per check:
+# - luarocks-make: `luarocks make` of the scm-1 rockspec from a copy of the checkout (Lua 5.4);
+# - luarocks-test: `luarocks test` in that copy runs busted with the rockspec's flags;
+# - luarocks-rock-5.1, luarocks-rock-5.4: the source rock a release would publish (git archive of the working
+#   tree's tracked files, `luarocks pack` of the versioned rockspec pointed at that tarball) installed with
+#   --deps-mode=none into an empty tree.
+# In each tree require("llamacloud") loads the tree's modules, the installed `llamacloud --version` prints
+# VERSION and `llamacloud batches get` talks to the fake server.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 version=$(cat "$here/VERSION")
