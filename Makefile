@@ -87,10 +87,16 @@ nvim:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	cp build/jit/llamacloud/core.so lua/llamacloud/core.so
 
-# luacheck (Debian lua-check) over every Lua file; .luacheckrc sets the std per directory.
+# luacheck (Debian lua-check) over every Lua file and the Lua inside the nginx.conf files;
+# .luacheckrc sets the std per directory.
 LINT_PATHS := lua spec bench examples scripts bin/llamacloud
+NGINX_CONFS := $(wildcard examples/nginx.conf spec/ngx/nginx.conf bench/nginx.conf)
 lint:
 	luacheck -q --no-color $(LINT_PATHS)
+	@for f in $(NGINX_CONFS); do \
+	  echo "luacheck $$f (its *_by_lua_block code)"; \
+	  $(LUA) scripts/lint_nginx.lua $$f | luacheck -q --no-color --include-files $$f --filename $$f - || exit 1; \
+	done
 
 deps:
 	sh scripts/install-deps.sh
