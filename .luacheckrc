@@ -25,12 +25,14 @@ files["bench/hosts_ngx.lua"] = { read_globals = ngx_globals }
 -- nginx.conf blocks: ngx as lua-nginx-module defines it (ngx.ctx, ngx.header are written there).
 -- Globals there are set in init_by_lua and shared by the handlers, as nginx configurations do.
 files["examples/nginx.conf"] = { std = "max+ngx_lua" }
+files["examples/webhook_receiver/nginx.conf"] = { std = "max+ngx_lua" }
 files["spec/ngx/nginx.conf"] = {
   std = "max+ngx_lua",
   globals = { "llamacloud", "CLIENT", ngx = { fields = { ctx = { other_fields = true, read_only = false } } } },
 }
 files["bench/nginx.conf"] = { std = "max+ngx_lua", globals = { "BENCH_SMALL" } }
 files["examples/nvim.lua"] = { read_globals = vim_globals }
+files["examples/webhook_receiver/webhook_receiver.lua"] = { std = "max+ngx_lua" }
 -- A spec swaps io.stdout and io.stderr for sinks to capture what the fake server prints.
 files["spec/fake_server_spec.lua"] = { globals = { io = { fields = { "stdout", "stderr" } } } }
 -- The nvim harness records every handle it makes by wrapping vim.loop's constructors.

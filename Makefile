@@ -31,7 +31,7 @@ LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
-HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/health_nvim_spec.lua
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua spec/health_nvim_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
 .PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim
@@ -90,7 +90,7 @@ nvim:
 # luacheck (Debian lua-check) over every Lua file and the Lua inside the nginx.conf files;
 # .luacheckrc sets the std per directory.
 LINT_PATHS := lua spec bench examples scripts bin/llamacloud
-NGINX_CONFS := $(wildcard examples/nginx.conf spec/ngx/nginx.conf bench/nginx.conf)
+NGINX_CONFS := $(shell find examples spec bench -name '*.conf' | sort)
 lint:
 	luacheck -q --no-color $(LINT_PATHS)
 	@for f in $(NGINX_CONFS); do \
