@@ -34,7 +34,7 @@ BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tal
 HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua spec/health_nvim_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
-.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim
+.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim release-rockspec
 
 all: $(SO)
 
@@ -80,6 +80,10 @@ test-hosts:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	@echo "== specs in nvim and nginx (build/jit)"
 	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
+
+# rockspec/llamacloud-$(VERSION)-1.rockspec, written from the scm-1 rockspec (edit that one, then run this).
+release-rockspec:
+	sh scripts/release-rockspec.sh
 
 # For Neovim plugin managers (lazy.nvim: build = "make nvim"): the LuaJIT module at lua/llamacloud/core.so,
 # where Neovim's require finds it through 'runtimepath' with nothing on package.cpath.

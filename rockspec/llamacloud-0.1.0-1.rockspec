@@ -1,4 +1,4 @@
--- LuaRocks package for llamacloud-lua 0.1.0, the release tagged v0.1.0. Same as llamacloud-scm-1.rockspec but for version and source (spec/packaging_spec.lua).
+-- LuaRocks package for llamacloud-lua 0.1.0, the release tagged v0.1.0. Written by scripts/release-rockspec.sh from llamacloud-scm-1.rockspec: edit that one.
 rockspec_format = "3.0"
 package = "llamacloud"
 version = "0.1.0-1"

@@ -66,11 +66,12 @@ describe("packaging", function()
   end)
 
   it("has a rockspec for VERSION that differs from scm-1 only in version and source", function()
+    assert.is_truthy(util.read_file(RELEASE_ROCKSPEC), RELEASE_ROCKSPEC .. " is missing: run `make release-rockspec`")
     local scm, release = load_rockspec(), load_rockspec(RELEASE_ROCKSPEC)
     assert.are.equal(VERSION .. "-1", release.version)
     assert.are.same({ url = scm.source.url, tag = "v" .. VERSION }, release.source)
     scm.version, scm.source, release.version, release.source = nil, nil, nil, nil
-    assert.are.same(scm, release)
+    assert.are.same(scm, release, RELEASE_ROCKSPEC .. " differs from scm-1: run `make release-rockspec`")
   end)
 
   it("keeps one rockspec per version: scm-1 and VERSION's", function()
