@@ -270,6 +270,7 @@ function Webhooks.verify(raw_body, signature, secret) end
 ---How a client's calls wait; the host modules (llamacloud.host.*) are hosts.
 ---@class llamacloud.Host
 ---@field name? string the coroutine host's is "coroutine"
+---@field stopping? fun(): string? a reason once the host's calls must stop (an nginx worker exiting)
 local Host = {}
 
 ---Seconds on a monotonic clock.

@@ -2,6 +2,7 @@
 -- require("llamacloud.host.ngx"): OpenResty; calls yield to nginx instead of blocking the worker.
 
 ---@class llamacloud.host.ngx: llamacloud.Host
+---@field CHECK_EVERY? number how often (seconds) the poller looks for waiters that died
 local ngx_host = {}
 
 ---The shortest pause (seconds) between looks at a transfer in flight: 0.001.
