@@ -110,6 +110,30 @@ describe("nvim :checkhealth llamacloud", function()
     assert.truthy(text:find("OK: base URL https://api.cloud.llamaindex.ai (from the default); region: default", 1, true), out)
   end)
 
+  -- Only Neovim 0.7 may be installed: the newer APIs are stood in for by recording tables, and the old
+  -- require("health") raises if used.
+  for _, api in ipairs({ { "vim.health.start (0.9 and later)", "start" }, { "vim.health.report_start (0.8)", "report_" } }) do
+    it("reports through " .. api[1] .. " where Neovim has it", function()
+      local _, out = nvim(dir, string.format([[
+        local prefix = %q
+        local function rec(kind) return function(msg) io.stdout:write("call\t", kind, " ", msg, "\n") end end
+        local h = {}
+        for _, kind in ipairs({ "start", "ok", "warn", "error", "info" }) do
+          h[(prefix == "start" and "" or "report_") .. kind] = rec(kind)
+        end
+        vim.health = h
+        package.loaded["health"] = setmetatable({}, { __index = function() error("require('health') was used") end })
+        require("llamacloud.health").check()
+      ]], api[2]), { "LLAMA_CLOUD_API_KEY=" .. KEY })
+      local calls = {}
+      for line in out:gmatch("call\t([^\n]*)") do calls[#calls + 1] = line end
+      assert.are.equal("start llamacloud: C module", calls[1], out)
+      assert.truthy(table.concat(calls, "\n"):find("ok API key set (from LLAMA_CLOUD_API_KEY)", 1, true), out)
+      assert.truthy(table.concat(calls, "\n"):find("start llamacloud: host", 1, true), out)
+      assert.falsy(out:find("was used", 1, true), out)
+    end)
+  end
+
   it("names `make nvim` when the C module is missing", function()
     local bare = plugin_dir(false)
     local _, out = nvim(bare, CHECKHEALTH)
