@@ -184,6 +184,7 @@ describe("nvim plugin from a clone", function()
     if clone then os.execute("rm -rf " .. quote(clone)) end
   end)
 
+  -- git clone takes the checkout's last commit, as a user's clone would: uncommitted edits are not in it.
   it("works after `make nvim` with nothing on package.cpath: require and a get against the fake server", function()
     server = fake.start()
     clone = tmpdir() .. "/llamacloud-lua"

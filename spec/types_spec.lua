@@ -110,6 +110,14 @@ local OPTIONS = {
 describe("types/", function()
   local words = candidate_words()
 
+  it("are Lua files that load, each returning its module's table", function()
+    for _, path in ipairs(lines_of("find types -name '*.lua' | sort")) do
+      local chunk, err = loadfile(path)
+      assert.is_truthy(chunk, err)
+      assert.are.equal("table", type(chunk()), path)
+    end
+  end)
+
   for _, row in ipairs(SURFACE) do
     it("annotates every export of " .. row[1] .. " and nothing else", function()
       assert_matches(row[1], row[2]())
