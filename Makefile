@@ -31,10 +31,10 @@ LUA_VERSIONS ?= 5.1 5.2 5.3 5.4 jit
 TALLY ?= $(CURDIR)/build/tally.txt
 BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tally_output.lua
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
-HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua
+HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua spec/health_nvim_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
 
-.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind
+.PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim release-rockspec
 
 all: $(SO)
 
@@ -54,6 +54,7 @@ test-steps:
 	done; \
 	$(MAKE) --no-print-directory test-hosts TALLY=$(TALLY) || status=1; \
 	LLAMACLOUD_TALLY=$(TALLY) sh scripts/luarocks-check.sh || status=1; \
+	LLAMACLOUD_TALLY=$(TALLY) sh scripts/step.sh lint $(MAKE) --no-print-directory lint || status=1; \
 	$(MAKE) --no-print-directory test-hardening TALLY=$(TALLY) || status=1; \
 	exit $$status
 
@@ -79,6 +80,27 @@ test-hosts:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	@echo "== specs in nvim and nginx (build/jit)"
 	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
+
+# rockspec/llamacloud-$(VERSION)-1.rockspec, written from the scm-1 rockspec (edit that one, then run this).
+release-rockspec:
+	sh scripts/release-rockspec.sh
+
+# For Neovim plugin managers (lazy.nvim: build = "make nvim"): the LuaJIT module at lua/llamacloud/core.so,
+# where Neovim's require finds it through 'runtimepath' with nothing on package.cpath.
+nvim:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit
+	cp build/jit/llamacloud/core.so lua/llamacloud/core.so
+
+# luacheck (Debian lua-check) over every Lua file and the Lua inside the nginx.conf files;
+# .luacheckrc sets the std per directory.
+LINT_PATHS := lua spec bench examples scripts bin/llamacloud
+NGINX_CONFS := $(shell find examples spec bench -name '*.conf' | sort)
+lint:
+	luacheck -q --no-color $(LINT_PATHS)
+	@for f in $(NGINX_CONFS); do \
+	  echo "luacheck $$f (its *_by_lua_block code)"; \
+	  $(LUA) scripts/lint_nginx.lua $$f | luacheck -q --no-color --include-files $$f --filename $$f - || exit 1; \
+	done
 
 deps:
 	sh scripts/install-deps.sh

@@ -15,8 +15,13 @@ description = {
   homepage = "https://github.com/llamacloud-lua/llamacloud-lua",
   license = "MIT",
 }
+-- lua-cjson and luasocket serve the fake server (llamacloud fake-server, the specs) and encode
+-- request bodies. Offline, install them from the distribution (Debian: lua-cjson, lua-socket) and
+-- pass --deps-mode=none.
 dependencies = {
   "lua >= 5.1, < 5.5",
+  "lua-cjson",
+  "luasocket",
 }
 external_dependencies = {
   -- Only the library is looked up: Debian keeps curl/curl.h under the multiarch include
@@ -53,6 +58,7 @@ build = {
     ["llamacloud.fake_server.routes"] = "lua/llamacloud/fake_server/routes.lua",
     ["llamacloud.fake_server.http"] = "lua/llamacloud/fake_server/http.lua",
     ["llamacloud.fake_server.webhooks"] = "lua/llamacloud/fake_server/webhooks.lua",
+    ["llamacloud.health"] = "lua/llamacloud/health.lua",
     ["llamacloud.host"] = "lua/llamacloud/host/init.lua",
     ["llamacloud.host.blocking"] = "lua/llamacloud/host/blocking.lua",
     ["llamacloud.host.coroutine"] = "lua/llamacloud/host/coroutine.lua",
@@ -62,4 +68,12 @@ build = {
   install = {
     bin = { llamacloud = "bin/llamacloud" },
   },
+  -- types/ (LuaCATS definitions for lua-language-server's workspace.library) and doc/ (vimdoc) land
+  -- in the rock's own folder: `luarocks show --rock-dir llamacloud`.
+  copy_directories = { "doc", "types" },
+}
+-- `luarocks test` runs the spec suite with busted; the nvim and nginx specs need `make test-hosts`.
+test = {
+  type = "busted",
+  flags = { "--lpath=lua/?.lua;lua/?/init.lua", "--exclude-pattern=nvim_spec", "--exclude-pattern=ngx_spec" },
 }

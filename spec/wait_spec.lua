@@ -274,7 +274,7 @@ describe("batches.wait", function()
   it("stops at once with PollingCancelled when on_poll returns false", function()
     scenario({ "PENDING", "RUNNING" })
     local calls = 0
-    local batch, err = client.batches.wait(ID, { interval = 0.02, on_poll = function(b, info)
+    local batch, err = client.batches.wait(ID, { interval = 0.02, on_poll = function(_, info)
       calls = calls + 1
       if info.attempt == 2 then return false end
     end })
