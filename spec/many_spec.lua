@@ -257,6 +257,38 @@ describe("batches.get_many and batches.wait_many", function()
     end)
   end)
 
+  describe("wait_many's cost", function()
+    -- A client userdata that counts the requests built through it.
+    local function counting(ud)
+      local c = { built = 0 }
+      setmetatable(c, { __index = function(_, k)
+        return function(_, ...)
+          if k == "request" then c.built = c.built + 1 end
+          return ud[k](ud, ...)
+        end
+      end })
+      return c
+    end
+
+    it("builds one request per poll, and none only to check the ids", function()
+      server:scenario({ any = { steps = { "RUNNING", "COMPLETED" } } })
+      local ud = core.new({ api_key = "sk-many", base_url = server.url })
+      finally(function() ud:close() end)
+      local wait, blocking = require("llamacloud.wait"), require("llamacloud.host.blocking")
+      local c, ids = counting(ud), ids_of("bat-n", 20)
+      local res = wait.wait_many(blocking, c, ids, { interval = 0.02, concurrency = 4 })
+      for i = 1, 20 do assert.are.equal("COMPLETED", res[i].batch.status) end
+      assert.are.equal(40, #server:requests())
+      -- and one more: get's options are checked once, before the first poll
+      assert.are.equal(41, c.built)
+      -- a bad id, even the last, raises before a request is built
+      c.built = 0
+      ids[20] = ".."
+      assert.has_error(function() wait.wait_many(blocking, c, ids) end, "llamacloud: get: batch_id must not be '.' or '..'")
+      assert.are.equal(0, c.built)
+    end)
+  end)
+
   describe("a multi", function()
     it("collected with requests in flight frees them and closes their connections", function()
       -- garbage of earlier specs (a multi left open by an error) is collected before counting
@@ -320,6 +352,7 @@ describe("batches.get_many and batches.wait_many", function()
       { "timeout", { "bat-a" }, { timeout = "60" } },
       { "backoff", { "bat-a" }, { backoff = "random" } },
       { "on_poll", { "bat-a" }, { on_poll = {} } },
+      { "max_interval", { "bat-a" }, { interval = 2, max_interval = 1 } },
     }
     local function case(call, row)
       it(call .. " raises naming '" .. row[1] .. "' before any request", function()

@@ -364,6 +364,32 @@ describe("batches.wait", function()
     end)
   end
 
+  it("raises when max_interval is below interval, naming both", function()
+    scenario({ "COMPLETED" })
+    local ok, msg = pcall(client.batches.wait, ID, { interval = 2, max_interval = 0.5 })
+    assert.are.same({ false, "llamacloud: wait: option 'max_interval' (0.5) must not be below option 'interval' (2)" },
+      { ok, msg })
+    assert.are.equal(0, #server:requests())
+  end)
+
+  it("names the caller's line in an argument error, as get does", function()
+    local line
+    local ok, msg = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local batch = client.batches.wait(ID, { interval = -1 })
+      return batch
+    end)
+    assert.is_false(ok)
+    assert.matches("wait_spec.lua:" .. line .. ": llamacloud: wait: option 'interval'", msg, 1, true)
+    ok, msg = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local res = client.batches.wait_many({ ID, "" })
+      return res
+    end)
+    assert.is_false(ok)
+    assert.matches("wait_spec.lua:" .. line .. ": llamacloud: get: batch_id must not be empty", msg, 1, true)
+  end)
+
   it("raises naming batch_id before any request when the id is not valid", function()
     scenario({ "COMPLETED" })
     for _, id in ipairs({ "", "..", 42 }) do

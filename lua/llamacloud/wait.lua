@@ -30,6 +30,21 @@ local WAIT_KEYS = { interval = true, max_interval = true, backoff = true, timeou
                     request_timeout = true, on_poll = true }
 local BACKOFFS = { linear = true, exponential = true, constant = true }
 
+-- Raises msg at the first caller outside this library (hosts add frames of their own, a
+-- different number each), so an argument error names the user's line as get's do
+-- (spec/wait_spec.lua, "names the caller's line").
+local function raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then break end
+    -- 5.1 shows a tail call as a frame of its own
+    if info.what ~= "tail" and not info.source:find("[@/\\]llamacloud[/\\][%w_/\\]*%.lua$") then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 -- Errors that get has already retried and that may clear up: the wait goes on past them.
 local function transient(err)
   local name = err.name
@@ -44,7 +59,7 @@ M.transient = transient
 -- unbounded: math.huge is allowed (a wait with no time limit, a backoff with no cap).
 local function positive(v, name, fn, unbounded)
   if type(v) ~= "number" or not (v > 0) or (v == math.huge and not unbounded) then
-    error("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds", 3)
+    raise("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds")
   end
   return v
 end
@@ -52,7 +67,7 @@ end
 local function concurrency_of(v, fn)
   if v == nil then return DEFAULT_CONCURRENCY end
   if type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v > 10000 then
-    error("llamacloud: " .. fn .. ": option 'concurrency' must be a whole number from 1 to 10000", 3)
+    raise("llamacloud: " .. fn .. ": option 'concurrency' must be a whole number from 1 to 10000")
   end
   return v
 end
@@ -60,7 +75,7 @@ end
 -- Splits opts into get's own options and the wait settings, raising on anything unknown or wrong.
 local function parse(opts, fn, waiting, many)
   if opts ~= nil and type(opts) ~= "table" then
-    error("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")", 3)
+    raise("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")")
   end
   opts = opts or {}
   local get_opts, w = {}, {}
@@ -74,7 +89,7 @@ local function parse(opts, fn, waiting, many)
     elseif not waiting and k == "timeout" then
       get_opts[k] = v
     else
-      error("llamacloud: " .. fn .. ": unknown option '" .. tostring(k) .. "'", 3)
+      raise("llamacloud: " .. fn .. ": unknown option '" .. tostring(k) .. "'")
     end
   end
   if waiting then
@@ -82,17 +97,17 @@ local function parse(opts, fn, waiting, many)
     if w.max_interval == nil then
       w.max_interval = math.max(DEFAULT_MAX_INTERVAL, w.interval)
     elseif positive(w.max_interval, "max_interval", fn, true) < w.interval then
-      error("llamacloud: " .. fn .. ": option 'max_interval' (" .. w.max_interval
-        .. ") must not be below option 'interval' (" .. w.interval .. ")", 3)
+      raise("llamacloud: " .. fn .. ": option 'max_interval' (" .. w.max_interval
+        .. ") must not be below option 'interval' (" .. w.interval .. ")")
     end
     w.timeout = w.timeout == nil and DEFAULT_TIMEOUT or positive(w.timeout, "timeout", fn, true)
     if w.request_timeout ~= nil then get_opts.timeout = positive(w.request_timeout, "request_timeout", fn) end
     w.backoff = w.backoff == nil and DEFAULT_BACKOFF or w.backoff
     if not BACKOFFS[w.backoff] then
-      error("llamacloud: " .. fn .. ": option 'backoff' must be \"linear\", \"exponential\" or \"constant\"", 3)
+      raise("llamacloud: " .. fn .. ": option 'backoff' must be \"linear\", \"exponential\" or \"constant\"")
     end
     if w.on_poll ~= nil and type(w.on_poll) ~= "function" then
-      error("llamacloud: " .. fn .. ": option 'on_poll' must be a function", 3)
+      raise("llamacloud: " .. fn .. ": option 'on_poll' must be a function")
     end
   end
   if many then w.concurrency = concurrency_of(w.concurrency, fn) end
@@ -101,12 +116,12 @@ end
 
 local function check_ids(ids, fn)
   if type(ids) ~= "table" then
-    error("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")", 3)
+    raise("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")")
   end
   local n = #ids
   for k in pairs(ids) do
     if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      error("llamacloud: " .. fn .. ": ids must be a list of batch ids", 3)
+      raise("llamacloud: " .. fn .. ": ids must be a list of batch ids")
     end
   end
   return n
@@ -116,10 +131,17 @@ end
 -- wait_many can check every id before the first request without building a request per id.
 local function check_id(id, i, fn)
   if type(id) ~= "string" then
-    error("llamacloud: " .. fn .. ": ids[" .. i .. "] must be a string (got " .. type(id) .. ")", 4)
+    raise("llamacloud: " .. fn .. ": ids[" .. i .. "] must be a string (got " .. type(id) .. ")")
   end
-  if id == "" then error("llamacloud: get: batch_id must not be empty", 4) end
-  if id == "." or id == ".." then error("llamacloud: get: batch_id must not be '.' or '..'", 4) end
+  if id == "" then raise("llamacloud: get: batch_id must not be empty") end
+  if id == "." or id == ".." then raise("llamacloud: get: batch_id must not be '.' or '..'") end
+end
+
+-- A request whose misuse errors (get's options, checked by the C core) name the user's line too.
+local function checked_request(ud, id, get_opts, want_raw)
+  local ok, req = pcall(ud.request, ud, id, get_opts, want_raw)
+  if not ok then raise(req) end
+  return req
 end
 
 -- Builds every request first, so that a bad id or option raises before anything is sent.
@@ -127,7 +149,7 @@ local function requests_for(ud, ids, get_opts, fn, want_raw)
   local reqs = {}
   for i = 1, check_ids(ids, fn) do
     check_id(ids[i], i, fn)
-    reqs[i] = ud:request(ids[i], get_opts, want_raw)
+    reqs[i] = checked_request(ud, ids[i], get_opts, want_raw)
   end
   return reqs
 end
@@ -306,7 +328,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
   local n = check_ids(ids, "wait_many")
   -- every id and get's options checked before the first request; one request checks the options
   for i = 1, n do check_id(ids[i], i, "wait_many") end
-  if n > 0 then ud:request(ids[1], get_opts) end
+  if n > 0 then checked_request(ud, ids[1], get_opts) end
   local start = host.now()
   local deadline = start + w.timeout
   local multi = ud:multi(w.concurrency)
@@ -398,7 +420,7 @@ end
 -- and files with neither yet.
 function M.outcomes(batch)
   if type(batch) ~= "table" then
-    error("llamacloud: outcomes: batch must be a table (got " .. type(batch) .. ")", 2)
+    raise("llamacloud: outcomes: batch must be a table (got " .. type(batch) .. ")")
   end
   local jobs, failed, unmapped = {}, {}, {}
   local results = batch.results
