@@ -278,8 +278,9 @@ describe("batches.get_many and batches.wait_many", function()
       local c, ids = counting(ud), ids_of("bat-n", 20)
       local res = wait.wait_many(blocking, c, ids, { interval = 0.02, concurrency = 4 })
       for i = 1, 20 do assert.are.equal("COMPLETED", res[i].batch.status) end
-      assert.are.equal(40, #server:requests())
-      -- and one more: get's options are checked once, before the first poll
+      -- at least: libcurl may silently resend a request whose reused connection had just closed
+      assert.is_true(#server:requests() >= 40)
+      -- two polls per id, and one more: get's options are checked once, before the first poll
       assert.are.equal(41, c.built)
       -- a bad id, even the last, raises before a request is built
       c.built = 0

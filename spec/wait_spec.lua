@@ -364,6 +364,32 @@ describe("batches.wait", function()
     end)
   end
 
+  -- API.md, "Details that are pinned": the timeout bounds get's own retries and their pauses too.
+  it("returns PollingTimeoutError about timeout after it began when the server never answers", function()
+    scenario({ { batch_status = "RUNNING", delay = 3600 } })
+    local retrying = server:client({ api_key = "sk-wait" }) -- the default max_retries, 2
+    finally(function() retrying.close() end)
+    local t0 = core.now()
+    local batch, err = retrying.batches.wait(ID, { timeout = 1 })
+    local took = core.now() - t0
+    assert.are.same({ nil, "PollingTimeoutError" }, { batch, err.name })
+    -- a generous bound: unbounded retries took 4.4 s (3 attempts of 1 s and their pauses)
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.is_true(#polls() <= 2, #polls() .. " attempts")
+  end)
+
+  it("bounds every entry of wait_many by its timeout when the server never answers", function()
+    server:scenario({ any = { steps = { { batch_status = "RUNNING", delay = 3600 } } } })
+    local retrying = server:client({ api_key = "sk-wait" })
+    finally(function() retrying.close() end)
+    local t0 = core.now()
+    local res = retrying.batches.wait_many({ "bat-h1", "bat-h2" }, { timeout = 1 })
+    local took = core.now() - t0
+    assert.are.same({ "PollingTimeoutError", "PollingTimeoutError" }, { res[1].err.name, res[2].err.name })
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.is_true(#server:requests() <= 4, #server:requests() .. " attempts")
+  end)
+
   it("raises when max_interval is below interval, naming both", function()
     scenario({ "COMPLETED" })
     local ok, msg = pcall(client.batches.wait, ID, { interval = 2, max_interval = 0.5 })

@@ -13,8 +13,6 @@ local DEFAULT_BACKOFF = "linear"
 local DEFAULT_CONCURRENCY = 16
 -- The longest a step blocks at once (the deadline may be math.huge).
 local MAX_STEP_WAIT = 60
--- The shortest per-request timeout a poll gets when the whole wait is nearly out of time.
-local MIN_POLL_TIMEOUT = 0.001
 
 M.DEFAULTS = {
   interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
@@ -206,14 +204,14 @@ end
 -- want_raw (for the command line) also returns the body's text after the result.
 function M.wait(host, ud, id, opts, want_raw)
   local get_opts, w = parse(opts, "wait", true, false)
-  local per_request = get_opts.timeout or ud:config().timeout
   local start = host.now()
   local deadline = start + w.timeout
+  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
+  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
+  get_opts.deadline = deadline
   local last, attempt = nil, 0
   while true do
     attempt = attempt + 1
-    -- The whole-wait timeout bounds each poll too, so a hung server cannot hold wait past it.
-    get_opts.timeout = math.min(per_request, math.max(deadline - host.now(), MIN_POLL_TIMEOUT))
     local batch, err, hint, raw = host.get(ud, id, get_opts, want_raw)
     local verdict = judge(batch, err)
     if verdict == "error" then return nil, err end
@@ -331,6 +329,9 @@ function M.wait_many(host, ud, ids, opts, want_raw)
   if n > 0 then checked_request(ud, ids[1], get_opts) end
   local start = host.now()
   local deadline = start + w.timeout
+  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
+  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
+  get_opts.deadline = deadline
   local multi = ud:multi(w.concurrency)
   local out, state, by_req, due = {}, {}, {}, {}
   local pending, in_flight, seq, stopped = n, 0, n, nil
