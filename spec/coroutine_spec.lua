@@ -165,6 +165,16 @@ describe("coroutine host", function()
     assert.is_true(polls >= 2 and polls <= 4, polls .. " polls")
   end)
 
+  it("keeps a pause whole when the sleep it is given returns early (resumed early)", function()
+    local early = cohost.new({ api_key = "test-key", base_url = server.url }, {
+      sleep = function() core.sleep(0.01) end,
+    })
+    local batch, err = early.batches.wait("bat-stuck", { interval = 0.2, backoff = "constant", timeout = 0.5 })
+    assert.are.same({ nil, "PollingTimeoutError" }, { batch, err.name })
+    local polls = server:stats().requests_total
+    assert.is_true(polls >= 2 and polls <= 4, polls .. " polls")
+  end)
+
   it("refuses a call where it cannot yield before sending anything (PUC 5.1 cannot yield across pcall)", function()
     local co = coroutine.create(function() return pcall(client.batches.get, "bat-done") end)
     local ok, inner_ok, msg = coroutine.resume(co)

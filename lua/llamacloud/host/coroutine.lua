@@ -57,16 +57,11 @@ local function check_yieldable()
 end
 
 -- Without a sleep of the user's own, a call yields the number of seconds after which its
--- coroutine wants to be resumed. A scheduler may resume it earlier: it yields again until
--- its time has come (spec/coroutine_spec.lua, "resumed early").
+-- coroutine wants to be resumed.
 local function yield_sleep(s)
   local co, main = coroutine.running()
   if co == nil or main then error(OUTSIDE, 0) end
-  local wake = core.now() + s
-  repeat
-    coroutine.yield(s)
-    s = wake - core.now()
-  until s <= 0
+  coroutine.yield(s)
 end
 
 -- A host (now, sleep, get, step, bind) whose waits go through settings.sleep.
@@ -77,8 +72,14 @@ function M.host(settings)
   local shared = setmetatable({}, { __mode = "k" }) -- client userdata -> the multi its gets share
   local H = { now = core.now, name = "coroutine" }
 
+  -- A scheduler (or a sleep function) may resume the call earlier than asked: it sleeps again
+  -- until its time has come, so a pause stays whole (spec/coroutine_spec.lua, "resumed early").
   function H.sleep(s)
-    sleep(s > 0 and s or 0)
+    local wake = core.now() + s
+    repeat
+      sleep(s > 0 and s or 0)
+      s = wake - core.now()
+    until s <= 0
   end
 
   -- Seconds to sleep before the next look at multi, at most max_wait.
