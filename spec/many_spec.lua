@@ -231,6 +231,27 @@ describe("batches.get_many and batches.wait_many", function()
       assert.are.equal(4, count("bat-flaky"))
     end)
 
+    it("stretches only the pause of the entry whose poll carried a retry-after", function()
+      local batches = { ["bat-hint"] = { steps = {
+        { batch_status = "RUNNING", headers = { ["retry-after-ms"] = "300" } }, "COMPLETED" } } }
+      local ids = { "bat-hint" }
+      for i, id in ipairs(ids_of("bat-q", 9)) do
+        batches[id] = { steps = { "PENDING", "RUNNING", "RUNNING", "COMPLETED" } }
+        ids[i + 1] = id
+      end
+      server:scenario({ batches = batches })
+      local res = client.batches.wait_many(ids, { interval = 0.02, backoff = "constant", concurrency = 3 })
+      for i = 1, 10 do assert.are.equal("COMPLETED", res[i].batch.status) end
+      local seen = by_id()
+      assert.are.equal(2, #seen["bat-hint"])
+      local second = seen["bat-hint"][2].t
+      assert.is_true(second - seen["bat-hint"][1].t >= 0.3 - EPS)
+      for i = 2, 10 do
+        assert.are.equal(4, #seen[ids[i]])
+        assert.is_true(seen[ids[i]][4].t < second, ids[i] .. " waited for bat-hint's pause")
+      end
+    end)
+
     it("never holds more connections than concurrency", function()
       server:scenario({ any = { steps = { { batch_status = "RUNNING", delay = 0.05 }, "COMPLETED" } } })
       local ids = ids_of("bat-w", 12)

@@ -296,7 +296,7 @@ local function heap_push(h, s)
   local k = #h + 1
   h[k] = s
   while k > 1 do
-    local parent = (k - k % 2) / 2
+    local parent = math.floor(k / 2)
     if not earlier(h[k], h[parent]) then break end
     h[k], h[parent] = h[parent], h[k]
     k = parent
