@@ -155,11 +155,52 @@ do
   }
 end
 
+-- The scale table: client CPU per id of one get_many and one wait_many (concurrency 64, every id
+-- answered COMPLETED at once) at 2,000, 10,000 and 50,000 ids, each size in a process of its own;
+-- the median of SCALE_RUNS rounds. Flat cost per id: 50,000 ids cost at most 1.3x per id what
+-- 2,000 cost (issue 9, defect 8).
+local SCALE_SIZES, SCALE_CONC, SCALE_TARGET = { 2000, 10000, 50000 }, 64, 1.3
+local SCALE_RUNS = tonumber(os.getenv("BENCH_SCALE_RUNS") or "") or 3
+local scale_rows = {}
+report.workloads.scale = { concurrency = SCALE_CONC, sizes = SCALE_SIZES, target = SCALE_TARGET, runs = SCALE_RUNS }
+for _, call in ipairs({ "get_many", "wait_many" }) do
+  local per = {}
+  for _, n in ipairs(SCALE_SIZES) do per[n] = {} end
+  for _ = 1, SCALE_RUNS do
+    for _, n in ipairs(SCALE_SIZES) do
+      local out = measure(LUA, "bench/scale.lua", call, base, n, SCALE_CONC)
+      per[n][#per[n] + 1] = out.cpu_us_per_id
+    end
+  end
+  local row, fig = { call }, {}
+  for _, n in ipairs(SCALE_SIZES) do
+    fig[n] = median(per[n])
+    row[#row + 1] = string.format("%.1f us", fig[n])
+  end
+  local ratio = fig[SCALE_SIZES[#SCALE_SIZES]] / fig[SCALE_SIZES[1]]
+  local pass = ratio <= SCALE_TARGET
+  row[#row + 1] = string.format("%.2fx", ratio)
+  row[#row + 1] = string.format("<= %.1fx", SCALE_TARGET)
+  row[#row + 1] = pass and "pass" or "FAIL"
+  scale_rows[#scale_rows + 1] = row
+  -- keyed by the size as a string: cjson refuses a sparse array
+  local fig_by, runs_by = {}, {}
+  for _, n in ipairs(SCALE_SIZES) do fig_by[tostring(n)], runs_by[tostring(n)] = fig[n], per[n] end
+  report.workloads.scale[call] = { cpu_us_per_id = fig_by, runs = runs_by, ratio = ratio, pass = pass }
+end
+
 local header = { "workload", "library", "floor", "ratio", "target", "result", "peak RSS" }
 io.write(string.format("\nllamacloud-lua bench: %s, libcurl %s, median of %d runs\n\n", report.lua, report.libcurl, RUNS))
 io.write("| " .. table.concat(header, " | ") .. " |\n")
 io.write(string.rep("|---", #header) .. "|\n")
 for _, r in ipairs(rows) do io.write("| " .. table.concat(r, " | ") .. " |\n") end
+
+local scale_header = { "client CPU per id, concurrency " .. SCALE_CONC }
+for _, n in ipairs(SCALE_SIZES) do scale_header[#scale_header + 1] = string.format("%d ids", n) end
+for _, h in ipairs({ "50k/2k", "target", "result" }) do scale_header[#scale_header + 1] = h end
+io.write("\n| " .. table.concat(scale_header, " | ") .. " |\n")
+io.write(string.rep("|---", #scale_header) .. "|\n")
+for _, r in ipairs(scale_rows) do io.write("| " .. table.concat(r, " | ") .. " |\n") end
 
 local f = assert(io.open(results_path, "w"))
 f:write(cjson.encode(report), "\n")

@@ -12,6 +12,7 @@ local SCENARIO = {
     ["bat-run"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
     ["bat-demo"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
     ["bat-failed"] = { steps = { "FAILED" } },
+    ["bat-stuck"] = { steps = { "RUNNING" } },
   },
 }
 
@@ -144,6 +145,56 @@ describe("coroutine host", function()
   it("raises outside a coroutine when no sleep function is given", function()
     assert.has_error(function() client.batches.get("bat-done") end,
       "llamacloud: coroutine mode: call batches.* from inside a coroutine (or give new a 'sleep' function)")
+  end)
+
+  it("keeps a pause whole when the scheduler resumes early, every 10 ms (resumed early)", function()
+    local INTERVAL, TIMEOUT = 0.2, 0.5
+    -- a scheduler that resumes its one task every 10 ms, whatever it asked for
+    local co = coroutine.create(function()
+      return client.batches.wait("bat-stuck", { interval = INTERVAL, backoff = "constant", timeout = TIMEOUT })
+    end)
+    local res
+    while coroutine.status(co) ~= "dead" do
+      res = { coroutine.resume(co) }
+      assert(res[1], res[2])
+      if coroutine.status(co) ~= "dead" then core.sleep(0.01) end
+    end
+    assert.are.same({ nil, "PollingTimeoutError" }, { res[2], res[3].name })
+    -- polls at 0, 0.2 and 0.4 s; resumed as pauses ended there would be dozens
+    local polls = server:stats().requests_total
+    assert.is_true(polls >= 2 and polls <= 4, polls .. " polls")
+  end)
+
+  it("keeps a pause whole when the sleep it is given returns early (resumed early)", function()
+    local early = cohost.new({ api_key = "test-key", base_url = server.url }, {
+      sleep = function() core.sleep(0.01) end,
+    })
+    local batch, err = early.batches.wait("bat-stuck", { interval = 0.2, backoff = "constant", timeout = 0.5 })
+    assert.are.same({ nil, "PollingTimeoutError" }, { batch, err.name })
+    local polls = server:stats().requests_total
+    assert.is_true(polls >= 2 and polls <= 4, polls .. " polls")
+  end)
+
+  it("refuses a call where it cannot yield before sending anything (PUC 5.1 cannot yield across pcall)", function()
+    local co = coroutine.create(function() return pcall(client.batches.get, "bat-done") end)
+    local ok, inner_ok, msg = coroutine.resume(co)
+    assert.is_true(ok)
+    if _VERSION == "Lua 5.1" and not jit then
+      -- the call fails at once, naming the limit, with nothing sent or left in flight
+      assert.is_false(inner_ok)
+      assert.are.equal("llamacloud: coroutine mode: batches.* cannot yield here: PUC Lua 5.1 cannot yield "
+        .. "across pcall, xpcall or another C function; call it outside them (or give new a 'sleep' function)", msg)
+      assert.are.equal("dead", coroutine.status(co))
+      assert.are.equal(0, server:stats().requests_total)
+      -- the client works on: the next get (outside pcall) sees only its own request
+      local results = run({ function() return client.batches.get("bat-done") end })
+      assert.are.equal("COMPLETED", results[1][1].status)
+      assert.are.equal(1, server:stats().requests_total)
+    else
+      -- 5.2+ and LuaJIT yield across pcall: the call runs to its end
+      while coroutine.status(co) ~= "dead" do ok, inner_ok, msg = coroutine.resume(co) end
+      assert.are.same({ true, true, "COMPLETED" }, { ok, inner_ok, msg.status })
+    end
   end)
 
   it("raises on an unknown setting, naming it", function()

@@ -231,6 +231,27 @@ describe("batches.get_many and batches.wait_many", function()
       assert.are.equal(4, count("bat-flaky"))
     end)
 
+    it("stretches only the pause of the entry whose poll carried a retry-after", function()
+      local batches = { ["bat-hint"] = { steps = {
+        { batch_status = "RUNNING", headers = { ["retry-after-ms"] = "300" } }, "COMPLETED" } } }
+      local ids = { "bat-hint" }
+      for i, id in ipairs(ids_of("bat-q", 9)) do
+        batches[id] = { steps = { "PENDING", "RUNNING", "RUNNING", "COMPLETED" } }
+        ids[i + 1] = id
+      end
+      server:scenario({ batches = batches })
+      local res = client.batches.wait_many(ids, { interval = 0.02, backoff = "constant", concurrency = 3 })
+      for i = 1, 10 do assert.are.equal("COMPLETED", res[i].batch.status) end
+      local seen = by_id()
+      assert.are.equal(2, #seen["bat-hint"])
+      local second = seen["bat-hint"][2].t
+      assert.is_true(second - seen["bat-hint"][1].t >= 0.3 - EPS)
+      for i = 2, 10 do
+        assert.are.equal(4, #seen[ids[i]])
+        assert.is_true(seen[ids[i]][4].t < second, ids[i] .. " waited for bat-hint's pause")
+      end
+    end)
+
     it("never holds more connections than concurrency", function()
       server:scenario({ any = { steps = { { batch_status = "RUNNING", delay = 0.05 }, "COMPLETED" } } })
       local ids = ids_of("bat-w", 12)
@@ -254,6 +275,39 @@ describe("batches.get_many and batches.wait_many", function()
         assert.are.equal("RUNNING", res[i].err.batch.status)
       end
       assert.is_true(count("bat-a") <= 2 and count("bat-b") <= 2)
+    end)
+  end)
+
+  describe("wait_many's cost", function()
+    -- A client userdata that counts the requests built through it.
+    local function counting(ud)
+      local c = { built = 0 }
+      setmetatable(c, { __index = function(_, k)
+        return function(_, ...)
+          if k == "request" then c.built = c.built + 1 end
+          return ud[k](ud, ...)
+        end
+      end })
+      return c
+    end
+
+    it("builds one request per poll, and none only to check the ids", function()
+      server:scenario({ any = { steps = { "RUNNING", "COMPLETED" } } })
+      local ud = core.new({ api_key = "sk-many", base_url = server.url })
+      finally(function() ud:close() end)
+      local wait, blocking = require("llamacloud.wait"), require("llamacloud.host.blocking")
+      local c, ids = counting(ud), ids_of("bat-n", 20)
+      local res = wait.wait_many(blocking, c, ids, { interval = 0.02, concurrency = 4 })
+      for i = 1, 20 do assert.are.equal("COMPLETED", res[i].batch.status) end
+      -- at least: libcurl may silently resend a request whose reused connection had just closed
+      assert.is_true(#server:requests() >= 40)
+      -- two polls per id, and one more: get's options are checked once, before the first poll
+      assert.are.equal(41, c.built)
+      -- a bad id, even the last, raises before a request is built
+      c.built = 0
+      ids[20] = ".."
+      assert.has_error(function() wait.wait_many(blocking, c, ids) end, "llamacloud: get: batch_id must not be '.' or '..'")
+      assert.are.equal(0, c.built)
     end)
   end)
 
@@ -320,6 +374,7 @@ describe("batches.get_many and batches.wait_many", function()
       { "timeout", { "bat-a" }, { timeout = "60" } },
       { "backoff", { "bat-a" }, { backoff = "random" } },
       { "on_poll", { "bat-a" }, { on_poll = {} } },
+      { "max_interval", { "bat-a" }, { interval = 2, max_interval = 1 } },
     }
     local function case(call, row)
       it(call .. " raises naming '" .. row[1] .. "' before any request", function()

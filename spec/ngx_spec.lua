@@ -6,6 +6,7 @@ local util = require("spec.support.util")
 
 local DELAY = 1 -- seconds the fake server holds bat-slow
 local CONCURRENT = 20
+local STALL = 2
 
 local ROOT = util.root()
 local quote, read_file, alive = util.quote, util.read_file, util.alive
@@ -19,6 +20,11 @@ local SCENARIO = {
     ["bat-run"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
     ["bat-timer"] = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
     ["bat-failed"] = { steps = { "FAILED" } },
+    -- a server that never answers (within any spec)
+    ["bat-hang"] = { steps = { { batch_status = "RUNNING", delay = 3600 } } },
+    ["bat-default"] = { steps = { "PENDING", "COMPLETED" } },
+    -- answers after STALL: past the specs' one-second look at a light thread that died
+    ["bat-stall"] = { steps = { { batch_status = "RUNNING", delay = STALL } } },
   },
 }
 
@@ -100,6 +106,16 @@ end
 
 local function get(port, path)
   return receive(send(port, path))
+end
+
+-- Seconds of CPU (user + system) process pid has used, from /proc/<pid>/stat.
+local TICKS = tonumber((select(2, util.sh("getconf CLK_TCK")):match("%d+"))) or 100
+local function cpu_seconds(pid)
+  local stat = assert(read_file("/proc/" .. pid .. "/stat"))
+  local fields = {}
+  for f in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = f end
+  -- after the command: state is field 3 of stat, utime 14 and stime 15
+  return (tonumber(fields[12]) + tonumber(fields[13])) / TICKS
 end
 
 describe("ngx host", function()
@@ -241,6 +257,72 @@ describe("ngx host", function()
     assert.truthy(body:match('"status":"COMPLETED"'), body)
     assert.truthy(body:match('"id":"bat%-done"'), body)
     assert.are.same({ 404 }, { (get(example.port, "/batches/bat-missing")) })
+  end)
+
+  it("sleeps between wait_many's polls at the default interval: the worker idles and serves others", function()
+    server:reset()
+    local _, pid = get(nginx.port, "/pid")
+    local sock = send(nginx.port, "/wait_many_default?id=bat-default")
+    for _ = 1, 500 do
+      if arrived("bat-default") >= 1 then break end
+      socket.sleep(0.01)
+    end
+    assert.are.equal(1, arrived("bat-default"))
+    -- The second poll is due 1 s after the first: probe a plain location meanwhile.
+    local cpu0, t0, slowest = cpu_seconds(pid), socket.gettime(), 0
+    for _ = 1, 5 do
+      local p0 = socket.gettime()
+      assert.are.same({ 200, "plain" }, { get(nginx.port, "/plain") })
+      slowest = math.max(slowest, socket.gettime() - p0)
+      socket.sleep(0.1)
+    end
+    local used, wall = cpu_seconds(pid) - cpu0, socket.gettime() - t0
+    assert.are.same({ 200, "COMPLETED" }, { receive(sock) })
+    assert.is_true(slowest < 0.1, "a plain location took " .. slowest .. " s" .. log())
+    -- near idle: a spinning worker uses about all of it
+    assert.is_true(used < 0.25 * wall, "the worker used " .. used .. " s of CPU in " .. wall .. " s")
+  end)
+
+  it("lets go of each call whose light thread dies: no timer after a second, its transfers closed", function()
+    server:reset()
+    local closed = server:stats().connections_closed_by_client
+    -- Each call runs in a light thread that is killed, then in one that ngx.exit ends.
+    for _, call in ipairs({ "get", "wait", "get_many", "wait_many" }) do
+      assert.are.same({ 200, "kill true" }, { get(nginx.port, "/abandon?how=kill&call=" .. call) })
+      assert.are.same({ 200, "exit" }, { get(nginx.port, "/abandon?how=exit&call=" .. call) })
+      local timers
+      for _ = 1, 100 do
+        timers = select(2, get(nginx.port, "/timers"))
+        if timers == "0 0" then break end
+        socket.sleep(0.01)
+      end
+      assert.are.equal("0 0", timers, call .. ": timers running and pending" .. log())
+    end
+    -- Every transfer to bat-stall was aborted: the server sees each close when it answers, after
+    -- STALL (one connection per get and wait, two per get_many and wait_many, twice each).
+    local st = server:stats_when(function(x) return x.connections_closed_by_client >= closed + 12 end, 500)
+    assert.are.equal(12, st.connections_closed_by_client - closed)
+  end)
+
+  it("lets the worker exit within 2 s of nginx -s quit while get_many waits on a server that never answers", function()
+    server:reset()
+    local other = start_nginx(assert(read_file(ROOT .. "/spec/ngx/nginx.conf")), server.url)
+    finally(function() stop_nginx(other) end)
+    local _, pid = get(other.port, "/pid")
+    local sock = send(other.port, "/hang_many")
+    for _ = 1, 500 do
+      if arrived("bat-hang") >= 2 then break end
+      socket.sleep(0.01)
+    end
+    assert.are.equal(2, arrived("bat-hang"))
+    local t0 = socket.gettime()
+    os.execute("kill -QUIT " .. other.pid)
+    -- a generous poll loop; the bound is asserted after it
+    while alive(pid) and socket.gettime() - t0 < 10 do socket.sleep(0.01) end
+    local took = socket.gettime() - t0
+    assert.is_true(took < 2, "the worker took " .. took .. " s to exit")
+    -- the handler answered before the worker left: its transfers ended cancelled
+    assert.are.same({ 200, "APIConnectionError" }, { receive(sock) })
   end)
 
   it("logs no error of its own in the worker", function()

@@ -106,6 +106,7 @@ describe("nvim host", function()
     assert.are.equal("", script("ticks").left)
     assert.are.equal("", script("errors").left)
     assert.are.equal("", script("calls").left)
+    assert.are.equal("", script("raising").left)
   end)
 
   it("passes a wire error to the callback as nil, err", function()
@@ -120,6 +121,15 @@ describe("nvim host", function()
     assert.truthy(r.bad_option:match("^false .*unknown option 'expnd'$"), r._output)
     assert.truthy(r.bad_interval:match("^false .*option 'interval' must be a positive number"), r._output)
     assert.are.equal("false llamacloud: batches.get: the callback must be a function (got string)", r.bad_callback)
+  end)
+
+  it("passes an error raised after the call started to the callback as nil, err", function()
+    local r = script("raising")
+    -- the raised value itself (here a string), as error() made it
+    assert.are.equal("nil string on_poll failed", r.on_poll)
+    assert.are.equal("nil string on_poll failed", r.on_poll_many)
+    assert.truthy(r.closed:match("^nil string llamacloud: .*closed"), r._output)
+    assert.are.equal("", r.left)
   end)
 
   it("cancel closes the connection of a get in flight and the callback is never called", function()

@@ -125,6 +125,19 @@ describe("llamacloud.new", function()
       assert.same({}, server:requests())
     end)
 
+    it("name the caller's line when the key is missing, as argument errors do", function()
+      local res = child.run({ LLAMA_CLOUD_BASE_URL = server.url }, [[
+        local llamacloud = require("llamacloud")
+        local ok, err = pcall(function()
+          local batch = llamacloud.batches.get("bat-done")
+          return batch
+        end)
+        return tostring(err)
+      ]])
+      assert.is_true(res.ok)
+      assert.matches("^child:3: llamacloud: no API key", res.value)
+    end)
+
     it("use a default client built from the environment", function()
       local res = child.run({ LLAMA_CLOUD_API_KEY = "sk-env", LLAMA_CLOUD_BASE_URL = server.url }, [[
         local batch, err = require("llamacloud").batches.get("bat-done", { expand = "results" })

@@ -364,6 +364,58 @@ describe("batches.wait", function()
     end)
   end
 
+  -- API.md, "Details that are pinned": the timeout bounds get's own retries and their pauses too.
+  it("returns PollingTimeoutError about timeout after it began when the server never answers", function()
+    scenario({ { batch_status = "RUNNING", delay = 3600 } })
+    local retrying = server:client({ api_key = "sk-wait" }) -- the default max_retries, 2
+    finally(function() retrying.close() end)
+    local t0 = core.now()
+    local batch, err = retrying.batches.wait(ID, { timeout = 1 })
+    local took = core.now() - t0
+    assert.are.same({ nil, "PollingTimeoutError" }, { batch, err.name })
+    -- a generous bound: unbounded retries took 4.4 s (3 attempts of 1 s and their pauses)
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.is_true(#polls() <= 2, #polls() .. " attempts")
+  end)
+
+  it("bounds every entry of wait_many by its timeout when the server never answers", function()
+    server:scenario({ any = { steps = { { batch_status = "RUNNING", delay = 3600 } } } })
+    local retrying = server:client({ api_key = "sk-wait" })
+    finally(function() retrying.close() end)
+    local t0 = core.now()
+    local res = retrying.batches.wait_many({ "bat-h1", "bat-h2" }, { timeout = 1 })
+    local took = core.now() - t0
+    assert.are.same({ "PollingTimeoutError", "PollingTimeoutError" }, { res[1].err.name, res[2].err.name })
+    assert.is_true(took < 3, "took " .. took .. " s")
+    assert.is_true(#server:requests() <= 4, #server:requests() .. " attempts")
+  end)
+
+  it("raises when max_interval is below interval, naming both", function()
+    scenario({ "COMPLETED" })
+    local ok, msg = pcall(client.batches.wait, ID, { interval = 2, max_interval = 0.5 })
+    assert.are.same({ false, "llamacloud: wait: option 'max_interval' (0.5) must not be below option 'interval' (2)" },
+      { ok, msg })
+    assert.are.equal(0, #server:requests())
+  end)
+
+  it("names the caller's line in an argument error, as get does", function()
+    local line
+    local ok, msg = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local batch = client.batches.wait(ID, { interval = -1 })
+      return batch
+    end)
+    assert.is_false(ok)
+    assert.matches("wait_spec.lua:" .. line .. ": llamacloud: wait: option 'interval'", msg, 1, true)
+    ok, msg = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local res = client.batches.wait_many({ ID, "" })
+      return res
+    end)
+    assert.is_false(ok)
+    assert.matches("wait_spec.lua:" .. line .. ": llamacloud: get: batch_id must not be empty", msg, 1, true)
+  end)
+
   it("raises naming batch_id before any request when the id is not valid", function()
     scenario({ "COMPLETED" })
     for _, id in ipairs({ "", "..", 42 }) do

@@ -15,23 +15,34 @@ local function bind(ud, host)
   return client
 end
 
+-- A client; level is where the caller's caller is, so that every error, core.new's too, names
+-- the user's line as argument errors do (spec/options_spec.lua, "names the caller's line").
+local function make(opts, host, level)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("llamacloud: new: opts must be a table (got " .. type(opts) .. ")", level + 1)
+  end
+  if host ~= nil and (type(host) ~= "table" or type(host.bind) ~= "function") then
+    error("llamacloud: new: host must be a host table (got " .. type(host) .. ")", level + 1)
+  end
+  -- core.new never yields; called from pcall its message carries no position of its own
+  local ok, ud = pcall(core.new, opts)
+  if not ok then error(ud, level + 1) end
+  return bind(ud, host or hosts.current())
+end
+
 -- host (optional): how the client's calls wait, e.g. from llamacloud.host.coroutine; the
 -- default is picked for this process (plain Lua, Neovim or OpenResty).
 function M.new(opts, host)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("llamacloud: new: opts must be a table (got " .. type(opts) .. ")", 2)
-  end
-  if host ~= nil and (type(host) ~= "table" or type(host.bind) ~= "function") then
-    error("llamacloud: new: host must be a host table (got " .. type(host) .. ")", 2)
-  end
-  return bind(core.new(opts), host or hosts.current())
+  local client = make(opts, host, 2)
+  return client
 end
 
 -- The default client is built on first use, so require never raises for a missing key.
 local default_client
 
+-- Called by the module-level calls below: the user is three frames up.
 local function default()
-  if not default_client then default_client = M.new() end
+  if not default_client then default_client = make(nil, nil, 3) end
   return default_client
 end
 

@@ -1,6 +1,7 @@
 -- wait, get_many, wait_many and outcomes: the poll loop, its backoff and on_poll, written once for every host.
 -- A host gives now(), sleep(s), get(ud, id, opts) and step(multi, max_wait); blocking hosts block in
--- them, event-loop hosts yield inside them.
+-- them, event-loop hosts yield inside them. A host may also give stopping(): a reason once its calls
+-- must let go (an exiting nginx worker), on which the loops end at their next turn.
 local core = require("llamacloud.core")
 
 local M = {}
@@ -12,8 +13,6 @@ local DEFAULT_BACKOFF = "linear"
 local DEFAULT_CONCURRENCY = 16
 -- The longest a step blocks at once (the deadline may be math.huge).
 local MAX_STEP_WAIT = 60
--- The shortest per-request timeout a poll gets when the whole wait is nearly out of time.
-local MIN_POLL_TIMEOUT = 0.001
 
 M.DEFAULTS = {
   interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
@@ -29,6 +28,21 @@ local WAIT_KEYS = { interval = true, max_interval = true, backoff = true, timeou
                     request_timeout = true, on_poll = true }
 local BACKOFFS = { linear = true, exponential = true, constant = true }
 
+-- Raises msg at the first caller outside this library (hosts add frames of their own, a
+-- different number each), so an argument error names the user's line as get's do
+-- (spec/wait_spec.lua, "names the caller's line").
+local function raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then break end
+    -- 5.1 shows a tail call as a frame of its own
+    if info.what ~= "tail" and not info.source:find("[@/\\]llamacloud[/\\][%w_/\\]*%.lua$") then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 -- Errors that get has already retried and that may clear up: the wait goes on past them.
 local function transient(err)
   local name = err.name
@@ -43,7 +57,7 @@ M.transient = transient
 -- unbounded: math.huge is allowed (a wait with no time limit, a backoff with no cap).
 local function positive(v, name, fn, unbounded)
   if type(v) ~= "number" or not (v > 0) or (v == math.huge and not unbounded) then
-    error("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds", 3)
+    raise("llamacloud: " .. fn .. ": option '" .. name .. "' must be a positive number of seconds")
   end
   return v
 end
@@ -51,7 +65,7 @@ end
 local function concurrency_of(v, fn)
   if v == nil then return DEFAULT_CONCURRENCY end
   if type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v > 10000 then
-    error("llamacloud: " .. fn .. ": option 'concurrency' must be a whole number from 1 to 10000", 3)
+    raise("llamacloud: " .. fn .. ": option 'concurrency' must be a whole number from 1 to 10000")
   end
   return v
 end
@@ -59,7 +73,7 @@ end
 -- Splits opts into get's own options and the wait settings, raising on anything unknown or wrong.
 local function parse(opts, fn, waiting, many)
   if opts ~= nil and type(opts) ~= "table" then
-    error("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")", 3)
+    raise("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")")
   end
   opts = opts or {}
   local get_opts, w = {}, {}
@@ -73,21 +87,25 @@ local function parse(opts, fn, waiting, many)
     elseif not waiting and k == "timeout" then
       get_opts[k] = v
     else
-      error("llamacloud: " .. fn .. ": unknown option '" .. tostring(k) .. "'", 3)
+      raise("llamacloud: " .. fn .. ": unknown option '" .. tostring(k) .. "'")
     end
   end
   if waiting then
     w.interval = w.interval == nil and DEFAULT_INTERVAL or positive(w.interval, "interval", fn)
-    w.max_interval = w.max_interval == nil and math.max(DEFAULT_MAX_INTERVAL, w.interval)
-      or positive(w.max_interval, "max_interval", fn, true)
+    if w.max_interval == nil then
+      w.max_interval = math.max(DEFAULT_MAX_INTERVAL, w.interval)
+    elseif positive(w.max_interval, "max_interval", fn, true) < w.interval then
+      raise("llamacloud: " .. fn .. ": option 'max_interval' (" .. w.max_interval
+        .. ") must not be below option 'interval' (" .. w.interval .. ")")
+    end
     w.timeout = w.timeout == nil and DEFAULT_TIMEOUT or positive(w.timeout, "timeout", fn, true)
     if w.request_timeout ~= nil then get_opts.timeout = positive(w.request_timeout, "request_timeout", fn) end
     w.backoff = w.backoff == nil and DEFAULT_BACKOFF or w.backoff
     if not BACKOFFS[w.backoff] then
-      error("llamacloud: " .. fn .. ": option 'backoff' must be \"linear\", \"exponential\" or \"constant\"", 3)
+      raise("llamacloud: " .. fn .. ": option 'backoff' must be \"linear\", \"exponential\" or \"constant\"")
     end
     if w.on_poll ~= nil and type(w.on_poll) ~= "function" then
-      error("llamacloud: " .. fn .. ": option 'on_poll' must be a function", 3)
+      raise("llamacloud: " .. fn .. ": option 'on_poll' must be a function")
     end
   end
   if many then w.concurrency = concurrency_of(w.concurrency, fn) end
@@ -96,26 +114,40 @@ end
 
 local function check_ids(ids, fn)
   if type(ids) ~= "table" then
-    error("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")", 3)
+    raise("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")")
   end
   local n = #ids
   for k in pairs(ids) do
     if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      error("llamacloud: " .. fn .. ": ids must be a list of batch ids", 3)
+      raise("llamacloud: " .. fn .. ": ids must be a list of batch ids")
     end
   end
   return n
+end
+
+-- The rule the C core applies to a batch_id, with its messages (spec/many_spec.lua, "bad input"), so
+-- wait_many can check every id before the first request without building a request per id.
+local function check_id(id, i, fn)
+  if type(id) ~= "string" then
+    raise("llamacloud: " .. fn .. ": ids[" .. i .. "] must be a string (got " .. type(id) .. ")")
+  end
+  if id == "" then raise("llamacloud: get: batch_id must not be empty") end
+  if id == "." or id == ".." then raise("llamacloud: get: batch_id must not be '.' or '..'") end
+end
+
+-- A request whose misuse errors (get's options, checked by the C core) name the user's line too.
+local function checked_request(ud, id, get_opts, want_raw)
+  local ok, req = pcall(ud.request, ud, id, get_opts, want_raw)
+  if not ok then raise(req) end
+  return req
 end
 
 -- Builds every request first, so that a bad id or option raises before anything is sent.
 local function requests_for(ud, ids, get_opts, fn, want_raw)
   local reqs = {}
   for i = 1, check_ids(ids, fn) do
-    local id = ids[i]
-    if type(id) ~= "string" then
-      error("llamacloud: " .. fn .. ": ids[" .. i .. "] must be a string (got " .. type(id) .. ")", 3)
-    end
-    reqs[i] = ud:request(id, get_opts, want_raw)
+    check_id(ids[i], i, fn)
+    reqs[i] = checked_request(ud, ids[i], get_opts, want_raw)
   end
   return reqs
 end
@@ -144,9 +176,14 @@ local function timeout_error(id, batch, timeout)
     "batch " .. id .. " did not finish within " .. timeout .. " s" .. where, { batch = batch })
 end
 
-local function cancelled_error(id, batch)
-  return core.error("PollingCancelled", "waiting for batch " .. id .. " was stopped by on_poll",
+-- why: what stopped it when not on_poll (the host letting go).
+local function cancelled_error(id, batch, why)
+  return core.error("PollingCancelled", "waiting for batch " .. id .. " was stopped by " .. (why or "on_poll"),
     { batch = batch })
+end
+
+local function stopping(host)
+  return host.stopping and host.stopping()
 end
 
 -- The verdict on one poll: "done", "error" (both final) or "again".
@@ -167,18 +204,20 @@ end
 -- want_raw (for the command line) also returns the body's text after the result.
 function M.wait(host, ud, id, opts, want_raw)
   local get_opts, w = parse(opts, "wait", true, false)
-  local per_request = get_opts.timeout or ud:config().timeout
   local start = host.now()
   local deadline = start + w.timeout
+  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
+  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
+  get_opts.deadline = deadline
   local last, attempt = nil, 0
   while true do
     attempt = attempt + 1
-    -- The whole-wait timeout bounds each poll too, so a hung server cannot hold wait past it.
-    get_opts.timeout = math.min(per_request, math.max(deadline - host.now(), MIN_POLL_TIMEOUT))
     local batch, err, hint, raw = host.get(ud, id, get_opts, want_raw)
     local verdict = judge(batch, err)
     if verdict == "error" then return nil, err end
     last = batch or last
+    local why = verdict ~= "done" and stopping(host)
+    if why then return nil, cancelled_error(id, last, why) end
     local now = host.now()
     if w.on_poll then
       local go_on = w.on_poll(batch, { attempt = attempt, elapsed = now - start, err = err })
@@ -197,6 +236,8 @@ function M.wait(host, ud, id, opts, want_raw)
       return nil, timeout_error(id, last, w.timeout)
     end
     host.sleep(pause)
+    why = stopping(host)
+    if why then return nil, cancelled_error(id, last, why) end
   end
 end
 
@@ -216,9 +257,17 @@ local function run_all(host, multi, reqs, on_done)
         local batch, err, hint, raw = req:result()
         left = left - 1
         on_done(index[req], batch, err, hint, raw)
+        index[req] = nil
       end
     end
-    if left == 0 or not next_wait then return end
+    if left == 0 then return end
+    if not next_wait then
+      -- The host let go of the multi (an exiting worker closed it): those requests ended cancelled.
+      for req, i in pairs(index) do
+        if req:done() then on_done(i, req:result()) end
+      end
+      return
+    end
     finished, next_wait = host.step(multi, next_wait)
   end
 end
@@ -236,18 +285,60 @@ function M.get_many(host, ud, ids, opts, want_raw)
   return out
 end
 
+-- wait_many's schedule: a binary heap of the ids' states waiting for their next poll, soonest
+-- first (ties in the order they were pushed), so a step costs O(log n) whatever the number of
+-- ids (bench/scale.lua measures it flat from 2,000 to 50,000 ids).
+local function earlier(a, b)
+  return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+end
+
+local function heap_push(h, s)
+  local k = #h + 1
+  h[k] = s
+  while k > 1 do
+    local parent = math.floor(k / 2)
+    if not earlier(h[k], h[parent]) then break end
+    h[k], h[parent] = h[parent], h[k]
+    k = parent
+  end
+end
+
+local function heap_pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local k = 1
+  while true do
+    local l = 2 * k
+    local m = k
+    if l <= n and earlier(h[l], h[m]) then m = l end
+    if l + 1 <= n and earlier(h[l + 1], h[m]) then m = l + 1 end
+    if m == k then break end
+    h[k], h[m] = h[m], h[k]
+    k = m
+  end
+  return top
+end
+
 function M.wait_many(host, ud, ids, opts, want_raw)
   local get_opts, w = parse(opts, "wait_many", true, true)
   local n = check_ids(ids, "wait_many")
-  requests_for(ud, ids, get_opts, "wait_many") -- every id checked before the first request
+  -- every id and get's options checked before the first request; one request checks the options
+  for i = 1, n do check_id(ids[i], i, "wait_many") end
+  if n > 0 then checked_request(ud, ids[1], get_opts) end
   local start = host.now()
   local deadline = start + w.timeout
+  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
+  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
+  get_opts.deadline = deadline
   local multi = ud:multi(w.concurrency)
-  local out, state, by_req = {}, {}, {}
-  local pending, stopped = n, false
+  local out, state, by_req, due = {}, {}, {}, {}
+  local pending, in_flight, seq, stopped = n, 0, n, nil
   for i = 1, n do
     out[i] = {}
-    state[i] = { next_at = start, attempt = 0 }
+    state[i] = { i = i, at = start, seq = i, attempt = 0 }
+    due[i] = state[i] -- in seq order, so already a heap
   end
 
   local function finish(i, batch, err)
@@ -256,8 +347,8 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     pending = pending - 1
   end
 
-  local function on_result(i, batch, err, hint, raw)
-    local s = state[i]
+  local function on_result(s, batch, err, hint, raw)
+    local i = s.i
     local verdict = judge(batch, err)
     if batch then s.last, s.raw = batch, raw end
     if verdict == "error" then return finish(i, nil, err) end
@@ -265,7 +356,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     if w.on_poll and not stopped then
       local go_on = w.on_poll(batch, { attempt = s.attempt, elapsed = now - start, err = err,
                                        id = ids[i], index = i })
-      if go_on == false then stopped = true end
+      if go_on == false then stopped = "on_poll" end
     end
     if verdict == "done" then
       -- each entry is what wait would return: a batch, or nil and an error carrying it
@@ -274,38 +365,40 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     end
     local pause = interval_after(w, s.attempt)
     if hint and hint > pause then pause = hint end
-    s.next_at = now + pause
+    s.at = now + pause
+    seq = seq + 1
+    s.seq = seq
+    heap_push(due, s)
   end
 
   while pending > 0 do
     local now = host.now()
-    if stopped or now >= deadline then
+    local why = stopped or stopping(host)
+    if why or now >= deadline then
       for i = 1, n do
-        if not state[i].done then
-          local s = state[i]
+        local s = state[i]
+        if not s.done then
           out[i].raw = s.raw
-          finish(i, nil, stopped and cancelled_error(ids[i], s.last) or timeout_error(ids[i], s.last, w.timeout))
+          finish(i, nil, why and cancelled_error(ids[i], s.last, why)
+            or timeout_error(ids[i], s.last, w.timeout))
         end
       end
       break
     end
-    local soonest = deadline
-    for i = 1, n do
-      local s = state[i]
-      if not s.done and not s.req then
-        if s.next_at <= now then
-          s.attempt = s.attempt + 1
-          s.req = ud:request(ids[i], get_opts, want_raw)
-          by_req[s.req] = i
-          multi:add(s.req)
-        elseif s.next_at < soonest then
-          soonest = s.next_at
-        end
-      end
+    -- Polls that are due go out, at most concurrency at once; the rest wait their turn here.
+    while in_flight < w.concurrency and due[1] and due[1].at <= now do
+      local s = heap_pop(due)
+      s.attempt = s.attempt + 1
+      local req = ud:request(ids[s.i], get_opts, want_raw)
+      by_req[req] = s
+      in_flight = in_flight + 1
+      multi:add(req)
     end
     local finished, next_wait = host.step(multi, 0)
     if not finished then
-      local pause = soonest - host.now()
+      now = host.now()
+      local pause = deadline - now
+      if due[1] and in_flight < w.concurrency and due[1].at - now < pause then pause = due[1].at - now end
       if next_wait and next_wait < pause then pause = next_wait end
       if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
       if pause > 0 then finished = host.step(multi, pause) end
@@ -313,11 +406,10 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     if finished then
       for k = 1, #finished do
         local req = finished[k]
-        local i = by_req[req]
+        local s = by_req[req]
         by_req[req] = nil
-        state[i].req = nil
-        local batch, err, hint, raw = req:result()
-        on_result(i, batch, err, hint, raw)
+        in_flight = in_flight - 1
+        on_result(s, req:result())
       end
     end
   end
@@ -329,7 +421,7 @@ end
 -- and files with neither yet.
 function M.outcomes(batch)
   if type(batch) ~= "table" then
-    error("llamacloud: outcomes: batch must be a table (got " .. type(batch) .. ")", 2)
+    raise("llamacloud: outcomes: batch must be a table (got " .. type(batch) .. ")")
   end
   local jobs, failed, unmapped = {}, {}, {}
   local results = batch.results

@@ -30,13 +30,37 @@ local function check_settings(settings)
   return settings
 end
 
+local OUTSIDE = "llamacloud: coroutine mode: call batches.* from inside a coroutine (or give new a 'sleep' function)"
+local NO_YIELD_51 = "llamacloud: coroutine mode: batches.* cannot yield here: PUC Lua 5.1 cannot yield across pcall, "
+  .. "xpcall or another C function; call it outside them (or give new a 'sleep' function)"
+local NO_YIELD = "llamacloud: coroutine mode: batches.* cannot yield here, inside a C function such as a "
+  .. "table.sort comparator (or give new a 'sleep' function)"
+
+-- Raises unless the running code may yield, before a call starts anything (a request left in the
+-- client's shared multi by a failed yield would never end: spec/coroutine_spec.lua, "5.1").
+local function check_yieldable()
+  local co, main = coroutine.running()
+  if co == nil or main then error(OUTSIDE, 0) end
+  if coroutine.isyieldable then
+    if not coroutine.isyieldable() then error(NO_YIELD, 0) end
+    return
+  end
+  if _VERSION ~= "Lua 5.1" then return end -- 5.2 yields across pcall
+  -- PUC 5.1: any C function between here and the coroutine's start (pcall first of all) stops a yield.
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return end
+    if info.what == "C" then error(NO_YIELD_51, 0) end
+    level = level + 1
+  end
+end
+
 -- Without a sleep of the user's own, a call yields the number of seconds after which its
--- coroutine wants to be resumed (resuming earlier is harmless).
+-- coroutine wants to be resumed.
 local function yield_sleep(s)
   local co, main = coroutine.running()
-  if co == nil or main then
-    error("llamacloud: coroutine mode: call batches.* from inside a coroutine (or give new a 'sleep' function)", 0)
-  end
+  if co == nil or main then error(OUTSIDE, 0) end
   coroutine.yield(s)
 end
 
@@ -48,8 +72,14 @@ function M.host(settings)
   local shared = setmetatable({}, { __mode = "k" }) -- client userdata -> the multi its gets share
   local H = { now = core.now, name = "coroutine" }
 
+  -- A scheduler (or a sleep function) may resume the call earlier than asked: it sleeps again
+  -- until its time has come, so a pause stays whole (spec/coroutine_spec.lua, "resumed early").
   function H.sleep(s)
-    sleep(s > 0 and s or 0)
+    local wake = core.now() + s
+    repeat
+      sleep(s > 0 and s or 0)
+      s = wake - core.now()
+    until s <= 0
   end
 
   -- Seconds to sleep before the next look at multi, at most max_wait.
@@ -85,13 +115,28 @@ function M.host(settings)
     return multi:step(0)
   end
 
+  -- With the default sleep, a call checks first that it may yield.
+  local check = settings.sleep and function() end or check_yieldable
+
   function H.bind(ud)
     local wait = require("llamacloud.wait")
     local batches = { outcomes = wait.outcomes }
-    function batches.get(id, opts) return H.get(ud, id, opts) end
-    function batches.wait(id, opts) return wait.wait(H, ud, id, opts) end
-    function batches.get_many(ids, opts) return wait.get_many(H, ud, ids, opts) end
-    function batches.wait_many(ids, opts) return wait.wait_many(H, ud, ids, opts) end
+    function batches.get(id, opts)
+      check()
+      return H.get(ud, id, opts)
+    end
+    function batches.wait(id, opts)
+      check()
+      return wait.wait(H, ud, id, opts)
+    end
+    function batches.get_many(ids, opts)
+      check()
+      return wait.get_many(H, ud, ids, opts)
+    end
+    function batches.wait_many(ids, opts)
+      check()
+      return wait.wait_many(H, ud, ids, opts)
+    end
     return batches
   end
 

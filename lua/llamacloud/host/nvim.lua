@@ -192,21 +192,31 @@ function Task:cleanup(abort)
   tasks[self.co] = nil
 end
 
+-- Calls the callback on the main loop, unless the call was cancelled first.
+function Task:deliver(a, b)
+  vim.schedule(function()
+    if self.cancelled then return end
+    self.delivered = true
+    self.callback(a, b)
+  end)
+end
+
+-- The first resume runs in the caller, so an error there (misuse) raises at the call. Any later
+-- one (an on_poll that raises, a client closed meanwhile) has no caller to reach: it goes to
+-- the callback as nil, err (spec/nvim_spec.lua, "raised after the call started"; docs/hosts.md).
 function Task:resume()
   local ok, a, b = coroutine.resume(self.co)
   if not ok then
     self.done = true
     self:cleanup(true)
-    error(a, 0)
+    if not self.started then error(a, 0) end
+    self:deliver(nil, a)
+    return
   end
   if coroutine.status(self.co) == "dead" then
     self.done = true
     self:cleanup(false)
-    vim.schedule(function()
-      if self.cancelled then return end
-      self.delivered = true
-      self.callback(a, b)
-    end)
+    self:deliver(a, b)
   end
 end
 
@@ -279,6 +289,7 @@ local function start(name, ud, first, opts, callback)
   tasks[task.co] = task
   -- The first part runs now, so a bad argument raises here, in the caller.
   task:resume()
+  task.started = true
   local handle = {}
   -- handle:cancel(): aborts the call; its callback is never called. False when it had already been.
   function handle.cancel() return task:cancel() end
