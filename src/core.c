@@ -47,7 +47,7 @@ static const char *const lc_client_options[] = {
   "max_body_bytes", "proxy", "ca_file", "ca_path", "allow_insecure_http", NULL};
 
 static const char *const lc_get_options[] = {
-  "expand", "organization_id", "project_id", "timeout", "max_retries", "headers", "extra_query", NULL};
+  "expand", "organization_id", "project_id", "timeout", "max_retries", "headers", "extra_query", "deadline", NULL};
 
 /* ---- checking what the caller passed: every mistake raises, naming it ---- */
 
@@ -88,6 +88,22 @@ static int lc_opt_number(lua_State *L, int idx, const char *name, const char *fn
   v = lua_tonumber(L, -1);
   if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0) || v > 1e9)
     luaL_error(L, "llamacloud: %s: option '%s' must be a positive number of seconds", fn, name);
+  lua_pop(L, 1);
+  *out = v;
+  return 1;
+}
+
+/* An absolute time in seconds on core.now()'s clock; any number but NaN (math.huge: none). */
+static int lc_opt_time(lua_State *L, int idx, const char *name, const char *fn, double *out) {
+  double v;
+  lua_getfield(L, idx, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  v = lua_tonumber(L, -1);
+  if (lua_type(L, -1) != LUA_TNUMBER || v != v)
+    luaL_error(L, "llamacloud: %s: option '%s' must be a time in seconds on core.now()'s clock", fn, name);
   lua_pop(L, 1);
   *out = v;
   return 1;
@@ -539,7 +555,7 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   int opts = idx + 1, first = 1, has_opts;
   size_t idlen;
   const char *id, *org, *project, *err;
-  double timeout = c->cfg.timeout, max_retries = c->cfg.max_retries;
+  double timeout = c->cfg.timeout, max_retries = c->cfg.max_retries, deadline = HUGE_VAL;
   lc_request *r;
   lc_buf url = {NULL, 0, 0};
 
@@ -556,6 +572,7 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
     const char *s;
     lc_check_known(L, opts, lc_get_options, "get");
     lc_opt_number(L, opts, "timeout", "get", &timeout);
+    lc_opt_time(L, opts, "deadline", "get", &deadline);
     lc_opt_count(L, opts, "max_retries", "get", 0, LC_MAX_RETRIES_LIMIT, &max_retries);
     if ((s = lc_opt_string(L, opts, "organization_id", "get")) != NULL) org = s;
     if ((s = lc_opt_string(L, opts, "project_id", "get")) != NULL) project = s;
@@ -581,6 +598,7 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   r->headers = c->cfg.headers;
   r->max_retries = (int)max_retries;
   r->timeout_ms = (long)ceil(timeout * 1000.0);
+  r->deadline = deadline;
   r->want_raw = want_raw;
   lua_pushvalue(L, cidx);
   r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -43,6 +43,8 @@ struct lc_request {
   enum lc_state state;
   int attempts, max_retries;
   long timeout_ms;
+  long attempt_timeout_ms;     /* the running attempt's: timeout_ms cut to what is left before deadline */
+  double deadline;             /* core.now() seconds by which the request ends (HUGE_VAL: none) */
   double start_at;             /* monotonic seconds before which the next attempt must not start */
   double attempt_started;
   char *url;                   /* freed in lc_request_release */
@@ -170,6 +172,14 @@ static void lc_log_attempt(const lc_request *r, long status, const char *what, d
             r->attempts, r->max_retries + 1, decision);
 }
 
+/* An attempt's libcurl timeout: the request's, cut to what is left before its deadline, at least 1 ms
+   (spec/deadline_spec.lua). */
+static long lc_request_attempt_timeout(const lc_request *r, double now) {
+  double left = (r->deadline - now) * 1000.0;
+  if (!(left < (double)r->timeout_ms)) return r->timeout_ms; /* also no deadline (HUGE_VAL) */
+  return left < 1.0 ? 1 : (long)ceil(left);
+}
+
 static int lc_multi_start(lc_multi *m, lc_request *r) {
   lc_transfer *t = m->idle;
   CURL *e;
@@ -187,8 +197,9 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   t->max_body = r->cfg->max_body;
   lc_transfer_set_url(t, r->url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
+  r->attempt_timeout_ms = lc_request_attempt_timeout(r, lc_now());
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->attempt_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->attempt_timeout_ms);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   if (r->cfg->proxy) curl_easy_setopt(e, CURLOPT_PROXY, r->cfg->proxy);
   if (r->cfg->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, r->cfg->ca_file);
@@ -302,7 +313,7 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
     }
   } else if (code == CURLE_OPERATION_TIMEDOUT) {
     out = LC_OUT_TIMEOUT;
-    lua_pushfstring(L, "request timed out after %f s (%s)", (double)r->timeout_ms / 1000.0,
+    lua_pushfstring(L, "request timed out after %f s (%s)", (double)r->attempt_timeout_ms / 1000.0,
                     t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
     lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), cfg->api_key);
   } else if (t->too_big == 1) {
@@ -324,6 +335,10 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
   retry = out != LC_OUT_OK && lc_retry_wanted(out, status, x_should) && r->attempts <= r->max_retries;
   if (retry) {
     delay = lc_retry_delay(r->attempts - 1, r->hint, lc_multi_random(m));
+    /* A retry whose pause would end at or after the deadline is not scheduled: this error is the result. */
+    if (lc_now() + delay >= r->deadline) retry = 0;
+  }
+  if (retry) {
     r->start_at = lc_now() + delay;
     if (status == 429 && r->start_at > m->pause_until) m->pause_until = r->start_at;
     if (cfg->log_debug) {
@@ -416,18 +431,24 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
   lc_request *r, *next;
   double now = lc_now();
 
-  if (now >= m->pause_until) {
-    for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
-      next = r->next;
-      if (r->start_at <= now && lc_multi_start(m, r) != 0) {
-        lua_pushliteral(L, "could not start a transfer (out of memory)");
-        lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
-        lua_remove(L, -2);
-        lc_list_remove(&m->queued, r);
-        lc_request_finish(L, r, 0);
-        lc_multi_hand_over(L, r, list_idx);
-      }
+  for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
+    next = r->next;
+    if (r->deadline <= now) {
+      /* Its time is up before this attempt was sent: nothing goes out (spec/deadline_spec.lua). */
+      lua_pushliteral(L, "the request's deadline passed before it was sent");
+      lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), NULL);
+      lua_remove(L, -2);
+      lc_error_set_number(L, "attempts", r->attempts);
+    } else if (now < m->pause_until || r->start_at > now || lc_multi_start(m, r) == 0) {
+      continue;
+    } else {
+      lua_pushliteral(L, "could not start a transfer (out of memory)");
+      lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
+      lua_remove(L, -2);
     }
+    lc_list_remove(&m->queued, r);
+    lc_request_finish(L, r, 0);
+    lc_multi_hand_over(L, r, list_idx);
   }
 }
 
@@ -465,7 +486,7 @@ static double lc_multi_next_wait(lc_multi *m) {
   }
   for (r = m->queued; r != NULL; r = r->next) {
     double at = r->start_at > m->pause_until ? r->start_at : m->pause_until;
-    double d = at - now;
+    double d = (at < r->deadline ? at : r->deadline) - now;
     if (m->running >= m->concurrency) break;
     if (d < 0) d = 0;
     if (best < 0 || d < best) best = d;
