@@ -872,11 +872,8 @@ static int lc_multi_close_lua(lua_State *L) {
 
 static int lc_multi_counts(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
-  lc_request *r;
-  int queued = 0;
-  for (r = m->queued; r; r = r->next) queued++;
   lua_pushinteger(L, m->running);
-  lua_pushinteger(L, queued);
+  lua_pushinteger(L, m->queued.n);
   return 2;
 }
 

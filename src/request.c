@@ -38,6 +38,7 @@ static void lc_config_free(lc_config *cfg) {
 
 typedef struct lc_request lc_request;
 typedef struct lc_multi lc_multi;
+typedef struct lc_list { lc_request *head, *tail; int n; } lc_list;
 
 struct lc_request {
   enum lc_state state;
@@ -68,7 +69,7 @@ struct lc_multi {
   int concurrency;
   int running;
   double pause_until;          /* a 429 holds back every new attempt of this multi until then */
-  lc_request *queued, *active;
+  lc_list queued, active;      /* waiting to start (or to retry) in FIFO order; in flight */
   lc_transfer *idle;           /* pooled transfers, freed in lc_multi_close */
   unsigned long long rng;
   int closed;
@@ -94,24 +95,20 @@ static double lc_multi_random(lc_multi *m) {
   return (double)(m->rng >> 11) / 9007199254740992.0;
 }
 
-static void lc_list_push(lc_request **head, lc_request *r) {
-  lc_request *tail = *head;
+/* FIFO: ids start in the order they were added. Push and remove are O(1) (spec/scale_spec.lua). */
+static void lc_list_push(lc_list *l, lc_request *r) {
   r->next = NULL;
-  if (tail == NULL) {
-    r->prev = NULL;
-    *head = r;
-    return;
-  }
-  /* FIFO: ids start in the order they were added. */
-  while (tail->next) tail = tail->next;
-  tail->next = r;
-  r->prev = tail;
+  r->prev = l->tail;
+  if (l->tail) l->tail->next = r; else l->head = r;
+  l->tail = r;
+  l->n++;
 }
 
-static void lc_list_remove(lc_request **head, lc_request *r) {
-  if (r->prev) r->prev->next = r->next; else *head = r->next;
-  if (r->next) r->next->prev = r->prev;
+static void lc_list_remove(lc_list *l, lc_request *r) {
+  if (r->prev) r->prev->next = r->next; else l->head = r->next;
+  if (r->next) r->next->prev = r->prev; else l->tail = r->prev;
   r->prev = r->next = NULL;
+  l->n--;
 }
 
 static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
@@ -431,7 +428,7 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
   lc_request *r, *next;
   double now = lc_now();
 
-  for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
+  for (r = m->queued.head; r != NULL && m->running < m->concurrency; r = next) {
     next = r->next;
     if (r->deadline <= now) {
       /* Its time is up before this attempt was sent: nothing goes out (spec/deadline_spec.lua). */
@@ -484,7 +481,7 @@ static double lc_multi_next_wait(lc_multi *m) {
     curl_multi_timeout(m->m, &ms);
     best = ms < 0 ? 1.0 : (double)ms / 1000.0;
   }
-  for (r = m->queued; r != NULL; r = r->next) {
+  for (r = m->queued.head; r != NULL; r = r->next) {
     double at = r->start_at > m->pause_until ? r->start_at : m->pause_until;
     double d = (at < r->deadline ? at : r->deadline) - now;
     if (m->running >= m->concurrency) break;
@@ -498,13 +495,13 @@ static void lc_multi_close(lua_State *L, lc_multi *m) {
   lc_transfer *t;
   if (m->closed) return;
   /* What it still held ends cancelled: a request kept by the caller must not stay "running" forever. */
-  while (m->active) {
-    lc_request *r = m->active;
+  while (m->active.head) {
+    lc_request *r = m->active.head;
     lc_request_detach(L, r);
     r->state = LC_ST_CANCELLED;
   }
-  while (m->queued) {
-    lc_request *r = m->queued;
+  while (m->queued.head) {
+    lc_request *r = m->queued.head;
     lc_request_detach(L, r);
     r->state = LC_ST_CANCELLED;
   }
