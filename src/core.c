@@ -35,6 +35,8 @@
 #define LC_MAX_RETRIES_LIMIT 100
 #define LC_BLOCKING_CONNECTIONS 4
 
+static unsigned long long lc_config_serial; /* the last lc_config id given out */
+
 typedef struct lc_client {
   lc_config cfg;    /* strings and header list freed in lc_client_close */
   lc_multi *multi;  /* the multi blocking get runs on; its userdata is held by multi_ref */
@@ -406,6 +408,7 @@ static int lc_client_new(lua_State *L) {
   c->closed = 0;
   lc_setmetatable(L, LC_CLIENT_MT);
   cfg = &c->cfg;
+  cfg->id = ++lc_config_serial;
   cfg->timeout = timeout;
   cfg->max_retries = (int)max_retries;
   cfg->max_body = (size_t)max_body;
@@ -557,7 +560,6 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   const char *id, *org, *project, *err;
   double timeout = c->cfg.timeout, max_retries = c->cfg.max_retries, deadline = HUGE_VAL;
   lc_request *r;
-  lc_buf url = {NULL, 0, 0};
 
   if (lua_type(L, idx) != LUA_TSTRING)
     luaL_error(L, "llamacloud: get: batch_id must be a string (got %s)", luaL_typename(L, idx));
@@ -603,16 +605,16 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   lua_pushvalue(L, cidx);
   r->client_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-  if (lc_buf_adds(&url, c->cfg.base_url) != 0 || lc_buf_adds(&url, "/api/v2/batches/") != 0 ||
-      lc_url_encode(&url, id, idlen) != 0)
+  /* The URL is built in the request's own buffer: an error on the way frees it with the request. */
+  if (lc_buf_adds(&r->url, c->cfg.base_url) != 0 || lc_buf_adds(&r->url, "/api/v2/batches/") != 0 ||
+      lc_url_encode(&r->url, id, idlen) != 0)
     goto oom;
-  r->url = url.data; /* owned by the request from here, even while it grows */
   if (has_opts) {
     lua_getfield(L, opts, "expand");
     if (lua_type(L, -1) == LUA_TSTRING) {
       size_t n;
       const char *v = lua_tolstring(L, -1, &n);
-      if (lc_url_add_query(&url, &first, "expand", 6, v, n) != 0) goto oom;
+      if (lc_url_add_query(&r->url, &first, "expand", 6, v, n) != 0) goto oom;
     } else if (lua_istable(L, -1)) {
       size_t i, n = lc_rawlen(L, -1);
       for (i = 1; i <= n; i++) {
@@ -620,22 +622,17 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
         const char *v;
         lua_rawgeti(L, -1, (int)i);
         v = lua_tolstring(L, -1, &vn);
-        if (lc_url_add_query(&url, &first, "expand", 6, v, vn) != 0) goto oom;
-        r->url = url.data;
+        if (lc_url_add_query(&r->url, &first, "expand", 6, v, vn) != 0) goto oom;
         lua_pop(L, 1);
       }
     }
     lua_pop(L, 1);
-    r->url = url.data;
   }
-  if (org && lc_url_add_query(&url, &first, "organization_id", 15, org, strlen(org)) != 0) goto oom;
-  r->url = url.data;
-  if (project && lc_url_add_query(&url, &first, "project_id", 10, project, strlen(project)) != 0) goto oom;
-  r->url = url.data;
+  if (org && lc_url_add_query(&r->url, &first, "organization_id", 15, org, strlen(org)) != 0) goto oom;
+  if (project && lc_url_add_query(&r->url, &first, "project_id", 10, project, strlen(project)) != 0) goto oom;
   if (has_opts) {
     lua_getfield(L, opts, "extra_query");
-    if (!lua_isnil(L, -1) && lc_add_extra_query(L, &url, &first, -1) != 0) goto oom;
-    r->url = url.data;
+    if (!lua_isnil(L, -1) && lc_add_extra_query(L, &r->url, &first, -1) != 0) goto oom;
     lua_pop(L, 1);
     lua_getfield(L, opts, "headers");
     if (!lua_isnil(L, -1)) {
@@ -646,7 +643,6 @@ static lc_request *lc_request_push_new(lua_State *L, int cidx, lc_client *c, int
   }
   return r;
 oom:
-  r->url = url.data;
   luaL_error(L, "llamacloud: out of memory");
   return NULL;
 }
@@ -663,6 +659,8 @@ static int lc_client_get(lua_State *L) {
   lua_settop(L, 3);
   r = lc_request_push_new(L, 1, c, 2, want_raw);
   ridx = lua_gettop(L);
+  /* The client's multi holds only the get in flight: what a get that raised left there goes now. */
+  lc_multi_cancel_all(L, c->multi);
   lc_multi_add(L, c->multi, r, ridx);
   lc_multi_step(L, c->multi, 0, 0);
   while (r->state != LC_ST_DONE && r->state != LC_ST_CANCELLED) {
@@ -977,6 +975,9 @@ int luaopen_llamacloud_core(lua_State *L) {
     curl_ready = 1;
   }
   lc_error_open(L);
+  lua_pushlightuserdata(L, &lc_attempt_build_key);
+  lua_pushcfunction(L, lc_attempt_build);
+  lua_rawset(L, LUA_REGISTRYINDEX);
 
   lc_register_class(L, LC_CLIENT_MT, client_methods, lc_client_gc);
   lc_register_class(L, LC_REQUEST_MT, request_methods, lc_request_gc);
