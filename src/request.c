@@ -7,36 +7,6 @@
 
 enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCELLED };
 
-/* What a request needs from its client; lives in the client, kept alive by client_ref. */
-typedef struct lc_config {
-  unsigned long long id;      /* unique in the process: which settings a pooled transfer was set for */
-  char *api_key;
-  char *base_url; /* without a trailing slash */
-  char *proxy, *ca_file, *ca_path;
-  char *organization_id, *project_id;
-  struct curl_slist *headers; /* Authorization, Accept, User-Agent and custom ones */
-  double timeout;
-  int max_retries;
-  size_t max_body;
-  int log_debug;
-  int users;   /* requests built from it: a closed client's strings live until the last is released */
-  int closed;  /* its client is closed: lc_config_free runs when users drops to 0 */
-} lc_config;
-
-/* Frees what the config owns and zeroes it; the key is wiped first. */
-static void lc_config_free(lc_config *cfg) {
-  if (cfg->api_key) memset(cfg->api_key, 0, strlen(cfg->api_key));
-  free(cfg->api_key);
-  free(cfg->base_url);
-  free(cfg->proxy);
-  free(cfg->ca_file);
-  free(cfg->ca_path);
-  free(cfg->organization_id);
-  free(cfg->project_id);
-  curl_slist_free_all(cfg->headers);
-  memset(cfg, 0, sizeof *cfg);
-}
-
 typedef struct lc_request lc_request;
 typedef struct lc_multi lc_multi;
 typedef struct lc_list { lc_request *head, *tail; int n; } lc_list;
@@ -49,6 +19,7 @@ struct lc_request {
   double deadline;             /* core.now() seconds by which the request ends (HUGE_VAL: none) */
   double start_at;             /* monotonic seconds before which the next attempt must not start */
   double attempt_started;
+  const char *method;          /* "GET": the call's, static */
   lc_buf url;                  /* the whole URL, built at creation; freed in lc_request_release */
   struct curl_slist *headers;  /* the client's list, or own_headers: freed in lc_request_release */
   int own_headers;
@@ -163,10 +134,10 @@ static void lc_request_release(lua_State *L, lc_request *r) {
 static void lc_log_attempt(const lc_request *r, long status, const char *what, double ms, const char *decision) {
   if (!r->cfg->log_debug) return;
   if (status > 0)
-    fprintf(stderr, "llamacloud: GET %s -> %ld in %.1f ms (attempt %d of %d): %s\n", r->url.data, status, ms,
+    fprintf(stderr, "llamacloud: %s %s -> %ld in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, status, ms,
             r->attempts, r->max_retries + 1, decision);
   else
-    fprintf(stderr, "llamacloud: GET %s -> %s in %.1f ms (attempt %d of %d): %s\n", r->url.data, what, ms,
+    fprintf(stderr, "llamacloud: %s %s -> %s in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, what, ms,
             r->attempts, r->max_retries + 1, decision);
 }
 
