@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #define LC_BODY_KEEP ((size_t)1 << 20) /* a pooled body buffer past this shrinks for a small body */
+#define LC_BODY_FIRST ((size_t)64 << 10) /* the first allocation for a body, whatever it announces */
 
 /* Why the transfer stopped reading early. */
 enum lc_cut {
@@ -18,6 +19,7 @@ typedef struct lc_transfer {
   lc_buf head;          /* the last header block only; freed likewise */
   size_t max_body;
   enum lc_cut cut;
+  size_t announced;     /* the body's Content-Length when sane (0: unknown): a ceiling for growth */
   unsigned long long cfg_id; /* the client settings its options were set for (0: none yet) */
   char errbuf[CURL_ERROR_SIZE];
   CURLU *url;           /* the URL libcurl uses; curl_url_cleanup in lc_transfer_free */
@@ -45,17 +47,23 @@ static size_t lc_transfer_on_body(char *p, size_t size, size_t n, void *ud) {
     return 0;
   }
   if (t->body.len == 0) {
-    /* One allocation of the announced size instead of doubling up to it: no copies, and
-       no buffer up to twice the body. A failed reserve leaves the add below to fail.
-       The buffer stays with the pooled transfer (a batch polled again needs it, and
-       fresh pages cost faults), until a body far smaller than it comes: then it shrinks
-       (realloc, not free: a freed large block makes glibc serve the next from the heap). */
+    /* A pooled buffer far larger than this body shrinks (realloc, not free: a freed large block
+       makes glibc serve the next from the heap). */
     curl_off_t cl = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    if (cl > (curl_off_t)len && (curl_off_t)t->body.cap <= cl && (size_t)cl <= t->max_body)
-      lc_buf_reserve(&t->body, (size_t)cl);
-    else if (cl >= 0 && t->body.cap > LC_BODY_KEEP && (size_t)cl < t->body.cap / 4)
+    t->announced = cl > 0 && (size_t)cl <= t->max_body ? (size_t)cl : 0;
+    if (cl >= 0 && t->body.cap > LC_BODY_KEEP && (size_t)cl < t->body.cap / 4)
       lc_buf_shrink(&t->body, (size_t)cl + 1 > LC_BODY_KEEP / 4 ? (size_t)cl + 1 : LC_BODY_KEEP / 4);
+  }
+  if (t->body.len + len + 1 > t->body.cap) {
+    /* The server's Content-Length is trusted only as a ceiling: nothing is reserved from it
+       before bytes arrive. The buffer doubles as they do, from LC_BODY_FIRST, and stops at the
+       announced size, so growing costs at most twice what arrived, and an honest announcement
+       no more than the body (spec/transport_spec.lua, "Content-Length"). */
+    size_t need = t->body.len + len + 1, cap = t->body.cap ? t->body.cap * 2 : LC_BODY_FIRST;
+    if (cap < need) cap = need;
+    if (t->announced >= need && cap > t->announced + 1) cap = t->announced + 1;
+    if (lc_buf_grow_to(&t->body, cap) != 0) return 0;
   }
   if (lc_buf_add(&t->body, p, len) != 0) return 0;
   return len;
