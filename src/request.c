@@ -253,7 +253,7 @@ static void lc_attempt_read(lc_attempt *a) {
   if (t->cut == LC_CUT_ERROR_BODY) a->code = CURLE_OK;
   if (a->code == CURLE_OK && lc_transfer_head_complete(t)) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &a->status);
-    if (t->retry_headers) { /* most responses have none: three scans of the block saved */
+    if (t->retry_headers) { /* most responses have none (docs/performance.md) */
       a->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
                                lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
       a->x_should = lc_transfer_header(t, "x-should-retry", a->should, sizeof a->should);
