@@ -136,7 +136,7 @@ describe("the deadline option", function()
       local m = ud:multi(1)
       local req = ud:request(ID)
       m:add(req)
-      local steps_taken, done = 0, nil
+      local steps_taken, done = 0
       repeat
         done = m:step(1e10)
         steps_taken = steps_taken + 1
