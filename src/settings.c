@@ -314,14 +314,14 @@ static enum lc_url_verdict lc_base_url_judge(const char *url, int allow_insecure
     v = LC_URL_BAD;
   else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
     v = LC_URL_SCHEME;
+  else if (strcmp(scheme, "http") == 0 && !allow_insecure && !lc_is_loopback(host))
+    v = LC_URL_CLEAR;
   else if (curl_url_get(u, CURLUPART_USER, &extra, 0) == CURLUE_OK ||
            curl_url_get(u, CURLUPART_PASSWORD, &extra, 0) == CURLUE_OK)
     v = LC_URL_USER;
   else if (curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
            curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK)
     v = LC_URL_EXTRA;
-  else if (strcmp(scheme, "http") == 0 && !allow_insecure && !lc_is_loopback(host))
-    v = LC_URL_CLEAR;
   if (host) snprintf(hostbuf, hostlen, "%s", host);
   curl_free(extra);
   curl_free(scheme);
