@@ -21,21 +21,11 @@
 #if LUA_VERSION_NUM >= 502
 #define lc_rawlen(L, i) lua_rawlen((L), (i))
 #define lc_absindex(L, i) lua_absindex((L), (i))
-#define lc_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #define lc_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
 #else
 #define lc_rawlen(L, i) lua_objlen((L), (i))
 #define lc_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
-
-static inline void *lc_testudata(lua_State *L, int i, const char *tname) {
-  void *p = lua_touserdata(L, i);
-  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
-  lua_getfield(L, LUA_REGISTRYINDEX, tname);
-  if (!lua_rawequal(L, -1, -2)) p = NULL;
-  lua_pop(L, 2);
-  return p;
-}
 
 static inline void lc_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   for (; l->name != NULL; l++) {
@@ -57,15 +47,17 @@ static inline void lc_pushint(lua_State *L, long long v) {
 #endif
 }
 
+/* Whether v is a whole number a long long holds; NaN and huge values are refused before any
+   cast, which would be undefined for them. */
+static inline int lc_num_is_ll(double v) {
+  return v >= -9223372036854775808.0 && v < 9223372036854775808.0 && v == (double)(long long)v;
+}
+
 static inline int lc_isinteger(lua_State *L, int i) {
 #if LC_HAS_INTEGERS
   if (lua_isinteger(L, i)) return 1;
 #endif
-  if (lua_type(L, i) == LUA_TNUMBER) {
-    lua_Number n = lua_tonumber(L, i);
-    return n == (lua_Number)(long long)n;
-  }
-  return 0;
+  return lua_type(L, i) == LUA_TNUMBER && lc_num_is_ll((double)lua_tonumber(L, i));
 }
 
 static inline void lc_newmetatable(lua_State *L, const char *tname) {
