@@ -20,6 +20,10 @@ llamacloud.batches = nil
 ---@type llamacloud.Webhooks
 llamacloud.webhooks = nil
 
+---Seconds on a monotonic clock (not the time of day): what a call's `deadline` option is measured on.
+---@return number
+function llamacloud.now() end
+
 ---A client. Calls use a dot: `client.batches.get(id)`.
 ---Raises on a wrong option or when no API key is given or found in the environment.
 ---@param opts? llamacloud.ClientOptions
@@ -70,6 +74,7 @@ function Client.close() end
 ---@field max_retries? integer default: the client's `max_retries` (2)
 ---@field headers? table<string, string> default: none; added to the client's for this call
 ---@field extra_query? table<string, string|string[]> default: none; further query parameters (a list repeats the key)
+---@field deadline? number default: none; an absolute time in seconds on `llamacloud.now()`'s monotonic clock past which no attempt starts and no retry pause ends (`wait` sets it from its `timeout`; math.huge for none)
 
 ---@class llamacloud.WaitOptions
 ---@field expand? string|string[] default: none; each value is sent as its own `expand=` ("results")

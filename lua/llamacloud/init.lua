@@ -6,6 +6,8 @@ local M = {}
 
 M.VERSION = core.VERSION
 M.null = core.null
+-- The monotonic clock (seconds) that a call's `deadline` option is measured on.
+M.now = core.now
 
 local function bind(ud, host)
   local batches = host.bind(ud)
