@@ -13,7 +13,7 @@ version=$(cat "$here/VERSION")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 status=0
-tally() { [ -n "${LLAMACLOUD_TALLY:-}" ] && echo "$1 $2" >> "$LLAMACLOUD_TALLY"; }
+tally() { if [ -n "${LLAMACLOUD_TALLY:-}" ]; then echo "$1 $2" >> "$LLAMACLOUD_TALLY"; fi; }
 failed() { echo "luarocks-check: $1: FAILED: $2" >&2; tally "0 1 0" "$1"; status=1; }
 
 # try NAME LUA TREE: the checks on one installed tree, run from an empty folder with the tree's paths (as

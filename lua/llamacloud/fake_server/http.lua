@@ -22,9 +22,11 @@ local RECV_SIZE = 16384
 local MAX_FD = 1000
 local CHUNK = 16384
 -- select's timeout breaks past about 2^31 s: sleeps longer than this never end, and no select
--- waits longer than MAX_WAIT (spec/fake_server_limits_spec.lua).
+-- waits longer than MAX_WAIT (spec/fake_server_limits_spec.lua), idle or not: luasocket's select
+-- restarts itself after a signal, and plain Lua delivers Ctrl-C only at the next Lua instruction
+-- (spec/fake_server_signal_spec.lua).
 local MAX_SLEEP = 1e9
-local MAX_WAIT = 60
+local MAX_WAIT = 0.5
 -- While a connection sleeps its socket is still read (a pipelined request is kept, a client that
 -- leaves is seen), up to this much buffered input.
 local MAX_BUFFERED = 1048576
@@ -529,9 +531,11 @@ function M.run(srv)
         if not timeout or d < timeout then timeout = d end
       end
     end
-    if timeout and timeout > MAX_WAIT then timeout = MAX_WAIT end
+    if not timeout or timeout > MAX_WAIT then timeout = MAX_WAIT end
     local ok, r, w = pcall(select, recvt, sendt, timeout)
     if not ok then
+      -- Ctrl-C in plain Lua arrives as this error: it ends the server, as it ends the CLI (exit 130).
+      if tostring(r):find("interrupted!", 1, true) then error(r, 0) end
       io.stderr:write("fake-server: select: ", tostring(r), "\n")
       r, w = {}, {}
       socket.sleep(0.01)
