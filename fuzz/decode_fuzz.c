@@ -1,4 +1,5 @@
-/* libFuzzer target: src/decode.c must accept what lua-cjson accepts and build equal values. */
+/* libFuzzer target: src/decode.c must accept what lua-cjson accepts and build equal values, and its
+   size guesses must not make it hold much more memory than cjson does for the same input. */
 
 /* Build (decode-fuzz):
      clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -18,7 +19,13 @@
    - a raw byte 0x01..0x1f inside a string: rewritten as \u00XX;
    - a fraction without digits (`1.`, `1.e5`, `-.5`): a `0` is inserted;
    - a NUL after a complete value (cjson stops reading at NUL): cut there.
-   Anything else that one side accepts and the other refuses aborts. */
+   Anything else that one side accepts and the other refuses aborts.
+
+   Memory invariant: in a second Lua state whose allocator counts bytes (collector stopped),
+   our decode's peak may not exceed twice cjson's peak for the same input plus 16 KiB. cjson
+   presizes nothing, so a size guess the input did not earn (duplicate keys inflating the next
+   object, a guess larger than the rest of the input could fill) shows up here; guesses earned
+   by a real sibling are paid for in cjson's peak too. Seeds: fuzz/corpus/decode/hint-*. */
 
 #include <locale.h>
 #include <math.h>
@@ -35,10 +42,56 @@
 static int cjson_decode_ref;
 static unsigned long runs;
 
+/* The counting state of the memory invariant. */
+static lua_State *MEM;
+static int mem_cjson_ref;
+static size_t mem_now, mem_peak;
+
+static void *lc_fuzz_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  void *p;
+  (void)ud;
+  if (ptr == NULL) osize = 0; /* 5.4 passes a type tag there */
+  if (nsize == 0) {
+    free(ptr);
+    mem_now -= osize;
+    return NULL;
+  }
+  if ((p = realloc(ptr, nsize)) == NULL) return NULL;
+  mem_now = mem_now - osize + nsize;
+  if (mem_now > mem_peak) mem_peak = mem_now;
+  return p;
+}
+
+/* Peak bytes (above where it started) that decoding buf takes in MEM: ours, or cjson's; the
+   input string itself is not counted. -1 when that decoder refused it. */
+static long lc_fuzz_peak(int ours, const uint8_t *buf, size_t size) {
+  int top = lua_gettop(MEM), ok;
+  size_t base;
+  lua_gc(MEM, LUA_GCCOLLECT, 0);
+  lua_gc(MEM, LUA_GCSTOP, 0);
+  if (!ours) {
+    lua_rawgeti(MEM, LUA_REGISTRYINDEX, mem_cjson_ref);
+    lua_pushlstring(MEM, (const char *)buf, size);
+  }
+  base = mem_peak = mem_now;
+  if (ours) {
+    const char *err;
+    size_t pos;
+    ok = lc_json_decode(MEM, (const char *)buf, size, &err, &pos);
+  } else {
+    ok = lua_pcall(MEM, 1, 1, 0) == 0;
+  }
+  lua_settop(MEM, top);
+  lua_gc(MEM, LUA_GCRESTART, 0);
+  return ok ? (long)(mem_peak - base) : -1;
+}
+
 /* cjson's buffers are freed by its __gc; LeakSanitizer runs after atexit */
 static void lc_fuzz_close(void) {
   lua_close(G);
   G = NULL;
+  if (MEM) lua_close(MEM);
+  MEM = NULL;
 }
 
 static void lc_fuzz_init(void) {
@@ -61,6 +114,13 @@ static void lc_fuzz_init(void) {
     exit(2);
   }
   cjson_decode_ref = luaL_ref(G, LUA_REGISTRYINDEX);
+  MEM = lua_newstate(lc_fuzz_alloc, NULL);
+  luaL_openlibs(MEM);
+  if (luaL_dostring(MEM, "local c = require('cjson').new() c.decode_max_depth(1000) return c.decode") != 0) {
+    fprintf(stderr, "decode_fuzz: %s\n", lua_tostring(MEM, -1));
+    exit(2);
+  }
+  mem_cjson_ref = luaL_ref(MEM, LUA_REGISTRYINDEX);
   atexit(lc_fuzz_close);
 }
 
@@ -200,6 +260,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (ours && theirs && !lc_fuzz_same(L, top + 1, top + 2, 0))
       fuzz_fail("values differ", buf, size);
+    if (ours && theirs) {
+      long mine = lc_fuzz_peak(1, buf, size), cj = lc_fuzz_peak(0, buf, size);
+      if (mine >= 0 && cj >= 0 && mine > 2 * cj + 16384) {
+        fprintf(stderr, "peak: ours %ld bytes, cjson %ld bytes\n", mine, cj);
+        fuzz_fail("a size guess costs more than the input earned", buf, size);
+      }
+    }
     lua_settop(L, top);
     break;
   }

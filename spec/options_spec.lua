@@ -323,6 +323,11 @@ describe("llamacloud.new", function()
       { "a base_url that is not a URL", { base_url = "not a url" }, "base_url must be an http%(s%) URL" },
       { "an api_key that is not a string", { api_key = 42 }, "option 'api_key'" },
       { "an api_key with a line break", { api_key = "sk\r\nX-Injected: 1" }, "api_key contains CR" },
+      -- The API path would land inside a query or fragment; user-info would travel to the server.
+      { "a base_url with a query", { base_url = "https://h.example?x=1" }, "base_url must not have a query" },
+      { "a base_url with a fragment", { base_url = "https://h.example/#frag" }, "base_url must not have a query or fragment" },
+      { "a base_url with user-info", { base_url = "https://user:pw-Injected@h.example" },
+        "base_url must not contain user%-info" },
     }
 
     for _, row in ipairs(ROWS) do
@@ -350,6 +355,44 @@ describe("llamacloud.new", function()
                             config_code())
       assert.is_false(res.ok)
       assert.matches("LLAMA_CLOUD_CUSTOM_HEADERS: line 2 is not 'Name: value'", res.err)
+    end)
+  end)
+
+  describe("option tables are read raw", function()
+    -- An __index metamethod is never consulted: a key the table does not hold is absent, even when
+    -- __index computes a fresh string for it (issue 9, defect 3; run under make asan).
+    local function computed(t, names)
+      return setmetatable(t, { __index = function(_, k)
+        if names[k] then return names[k] .. string.rep("x", 64) .. tostring(math.random()) end
+      end })
+    end
+
+    it("new ignores what __index computes", function()
+      local opts = computed({ api_key = KEY, base_url = server.url }, { organization_id = "org-", project_id = "p-",
+        proxy = "http://127.0.0.1:1/", region = "eu", ca_file = "/nonexistent-" })
+      local c = llamacloud.new(opts)
+      finally(function() c.close() end)
+      local cfg = c.config()
+      assert.is_nil(cfg.organization_id)
+      assert.is_nil(cfg.project_id)
+      assert.equal(server.url, cfg.base_url)
+      local batch, err = c.batches.get("bat-done")
+      assert.is_nil(err)
+      assert.equal("COMPLETED", batch.status)
+      assert.equal("/api/v2/batches/bat-done", server:requests()[1].path)
+    end)
+
+    it("get ignores what __index computes", function()
+      local c = llamacloud.new({ api_key = KEY, base_url = server.url })
+      finally(function() c.close() end)
+      local opts = computed({}, { organization_id = "org-", project_id = "p-", expand = "e-" })
+      for _ = 1, 20 do
+        collectgarbage()
+        local batch, err = c.batches.get("bat-done", opts)
+        assert.is_nil(err)
+        assert.equal("COMPLETED", batch.status)
+      end
+      for _, req in ipairs(server:requests()) do assert.equal("", req.query or "") end
     end)
   end)
 end)

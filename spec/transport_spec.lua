@@ -201,4 +201,72 @@ describe("batches.get transport", function()
       assert.are.equal(2, server:stats().connections_total)
     end)
   end)
+
+  describe("a pooled handle", function()
+    -- Runs req alone on multi m to its end: batch, err.
+    local function run(m, req)
+      m:add(req)
+      local done, wait = m:step(0)
+      while not done and wait do done, wait = m:step(wait) end
+      return req:result()
+    end
+
+    it("does not carry one client's proxy into another client's request", function()
+      local core = require("llamacloud.core")
+      steps({ "COMPLETED" })
+      -- A second fake server stands in for A's proxy and records what reaches it.
+      local proxy = fake.start({ scenario = { api_key = KEY, batches = {} } })
+      finally(function() proxy:stop() end)
+      local a = core.new(server:options({ api_key = KEY, max_retries = 0, proxy = proxy.url }))
+      local b = core.new(server:options({ api_key = KEY, max_retries = 0 }))
+      finally(function() a:close() b:close() end)
+      local m = a:multi(1)
+      finally(function() m:close() end)
+      run(m, a:request(ID))
+      local through_proxy = #proxy:requests()
+      assert.are.equal(1, through_proxy)
+      server:reset()
+      local batch, err = run(m, b:request(ID))
+      assert.is_nil(err)
+      assert.are.equal("COMPLETED", batch.status)
+      assert.are.equal(through_proxy, #proxy:requests())
+      assert.are.equal(1, #server:requests())
+    end)
+  end)
+
+  describe("Content-Length", function()
+    -- A server in a child process that announces 200 MB, sends 1 KB of it, then nothing.
+    local LIAR = [[
+      local socket = require("socket")
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      io.stdout:write("port ", select(2, srv:getsockname()), "\n")
+      io.stdout:flush()
+      local c = srv:accept()
+      c:settimeout(5)
+      repeat local l = c:receive("*l") until not l or l == ""
+      c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n"
+        .. string.rep(" ", 1000))
+      socket.sleep(3)
+    ]]
+
+    it("reserves nothing from it before the bytes arrive", function()
+      local log = os.tmpname()
+      local pid = util.spawn(util.quote(fake.interpreter()) .. " -e " .. util.quote(LIAR), log)
+      finally(function()
+        os.execute("kill " .. pid .. " 2>/dev/null")
+        os.remove(log)
+      end)
+      local port = assert(util.wait_for(log, "port (%d+)\n", pid, 10))
+      local c = llamacloud.new({ api_key = KEY, base_url = "http://127.0.0.1:" .. port, max_retries = 0,
+                                 timeout = 0.5 })
+      finally(function() c.close() end)
+      local before = util.status_kb("VmSize")
+      local batch, err = get(c)
+      local grew = util.status_kb("VmSize") - before
+      assert.is_nil(batch)
+      assert.are.equal("APITimeoutError", err.name)
+      -- Before: the pooled transfer reserved the announced 195 MiB at the first byte and kept it.
+      assert.is_true(grew < 64 * 1024, "address space grew by " .. grew .. " kB")
+    end)
+  end)
 end)

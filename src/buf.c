@@ -23,6 +23,16 @@ static int lc_buf_reserve(lc_buf *b, size_t extra) {
   return 0;
 }
 
+/* Grows b's capacity to exactly cap bytes (nothing when it has that much). */
+static int lc_buf_grow_to(lc_buf *b, size_t cap) {
+  char *p;
+  if (cap <= b->cap) return 0;
+  if ((p = (char *)realloc(b->data, cap)) == NULL) return -1;
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
 static int lc_buf_add(lc_buf *b, const char *s, size_t n) {
   if (lc_buf_reserve(b, n) != 0) return -1;
   if (n) memcpy(b->data + b->len, s, n);

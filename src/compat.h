@@ -21,21 +21,11 @@
 #if LUA_VERSION_NUM >= 502
 #define lc_rawlen(L, i) lua_rawlen((L), (i))
 #define lc_absindex(L, i) lua_absindex((L), (i))
-#define lc_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #define lc_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
 #else
 #define lc_rawlen(L, i) lua_objlen((L), (i))
 #define lc_absindex(L, i) \
   (((i) > 0 || (i) <= LUA_REGISTRYINDEX) ? (i) : lua_gettop(L) + (i) + 1)
-
-static inline void *lc_testudata(lua_State *L, int i, const char *tname) {
-  void *p = lua_touserdata(L, i);
-  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
-  lua_getfield(L, LUA_REGISTRYINDEX, tname);
-  if (!lua_rawequal(L, -1, -2)) p = NULL;
-  lua_pop(L, 2);
-  return p;
-}
 
 static inline void lc_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   for (; l->name != NULL; l++) {

@@ -26,6 +26,7 @@
 #define LC_JSON_DEPTHSTEP 32 /* containers per lua_checkstack call */
 #define LC_JSON_LOCALBUF 256
 #define LC_JSON_TOPHINT_MAX 64 /* a remembered top-level size is only a guess: keep it small */
+#define LC_JSON_HINT_TRUST 8   /* past this many members, an object's keys are counted again (duplicates) */
 
 enum { LC_JS_PLAIN = 0, LC_JS_QUOTE, LC_JS_ESC, LC_JS_CTRL };
 
@@ -69,10 +70,14 @@ typedef struct {
   size_t bufsize;
   lc_json_keyent keys[LC_JSON_NKEYS];
   unsigned int *top_hint; /* NULL, or in: members guessed for a top-level object; out: its members */
-  /* Per depth: open container kind and members stored so far, and the size of
-     the last finished array/object there, the guess for its next sibling.
-     Each finished container seeds at most one guess, so guessed slots never
-     exceed twice the real ones whatever the input. */
+  /* Per depth: open container kind and members stored so far, and the size of the last
+     finished array/object there, the guess that presizes its next sibling. What holds
+     (spec/decode_spec.lua, fuzz/decode_fuzz.c's memory invariant):
+     - a guess never exceeds what the rest of the input could fill (an object member takes
+       at least 5 bytes, an array element 2);
+     - an object's guess counts its distinct keys, not its members: past LC_JSON_HINT_TRUST
+       members the finished table is walked, so duplicate keys cannot inflate it;
+     - each finished container seeds one guess, which the next sibling replaces. */
   unsigned char isobj[LC_JSON_MAXDEPTH + 1];
   unsigned int count[LC_JSON_MAXDEPTH + 1];
   unsigned int hint_arr[LC_JSON_MAXDEPTH + 1];
@@ -414,6 +419,18 @@ static const char *lc_json_skipws(const char *p, const char *end) {
   return p;
 }
 
+/* The keys of the table at idx (a finished object): its real size, duplicates counted once. */
+static unsigned int lc_json_keys_in(lua_State *L, int idx) {
+  unsigned int n = 0;
+  idx = lc_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    n++;
+  }
+  return n;
+}
+
 static int lc_json_parse(lc_json *j, const char *p) {
   lua_State *L = j->L;
   const char *end = j->end;
@@ -441,8 +458,9 @@ value:
       }
       j->count[depth] = 0;
       if (*p++ == '{') {
+        size_t most = ((size_t)(end - p) + 1) / 5; /* "k":0, per member */
         j->isobj[depth] = 1;
-        lua_createtable(L, 0, (int)j->hint_obj[depth]);
+        lua_createtable(L, 0, (int)(j->hint_obj[depth] < most ? j->hint_obj[depth] : most));
         p = lc_json_skipws(p, end);
         if (p < end && *p == '}') {
           p++;
@@ -451,7 +469,10 @@ value:
         goto key;
       }
       j->isobj[depth] = 0;
-      lua_createtable(L, (int)j->hint_arr[depth], 0);
+      {
+        size_t most = ((size_t)(end - p) + 1) / 2; /* 0, per element */
+        lua_createtable(L, (int)(j->hint_arr[depth] < most ? j->hint_arr[depth] : most), 0);
+      }
       p = lc_json_skipws(p, end);
       if (p < end && *p == ']') {
         p++;
@@ -499,10 +520,14 @@ key:
   goto value;
 
 close:
-  if (j->isobj[depth]) j->hint_obj[depth] = j->count[depth];
-  else j->hint_arr[depth] = j->count[depth];
-  if (depth == 1 && j->top_hint != NULL && j->isobj[1])
-    *j->top_hint = j->count[1] < LC_JSON_TOPHINT_MAX ? j->count[1] : LC_JSON_TOPHINT_MAX;
+  if (j->isobj[depth]) {
+    unsigned int n = j->count[depth];
+    if (n > LC_JSON_HINT_TRUST) n = lc_json_keys_in(L, -1);
+    j->hint_obj[depth] = n;
+    if (depth == 1 && j->top_hint != NULL) *j->top_hint = n < LC_JSON_TOPHINT_MAX ? n : LC_JSON_TOPHINT_MAX;
+  } else {
+    j->hint_arr[depth] = j->count[depth];
+  }
   depth--;
   isnull = 0;
 

@@ -7,45 +7,20 @@
 
 enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCELLED };
 
-/* What a request needs from its client; lives in the client, kept alive by client_ref. */
-typedef struct lc_config {
-  char *api_key;
-  char *base_url; /* without a trailing slash */
-  char *proxy, *ca_file, *ca_path;
-  char *organization_id, *project_id;
-  struct curl_slist *headers; /* Authorization, Accept, User-Agent and custom ones */
-  double timeout;
-  int max_retries;
-  size_t max_body;
-  int log_debug;
-  int users;   /* requests built from it: a closed client's strings live until the last is released */
-  int closed;  /* its client is closed: lc_config_free runs when users drops to 0 */
-} lc_config;
-
-/* Frees what the config owns and zeroes it; the key is wiped first. */
-static void lc_config_free(lc_config *cfg) {
-  if (cfg->api_key) memset(cfg->api_key, 0, strlen(cfg->api_key));
-  free(cfg->api_key);
-  free(cfg->base_url);
-  free(cfg->proxy);
-  free(cfg->ca_file);
-  free(cfg->ca_path);
-  free(cfg->organization_id);
-  free(cfg->project_id);
-  curl_slist_free_all(cfg->headers);
-  memset(cfg, 0, sizeof *cfg);
-}
-
 typedef struct lc_request lc_request;
 typedef struct lc_multi lc_multi;
+typedef struct lc_list { lc_request *head, *tail; int n; } lc_list;
 
 struct lc_request {
   enum lc_state state;
   int attempts, max_retries;
   long timeout_ms;
+  long attempt_timeout_ms;     /* the running attempt's: timeout_ms cut to what is left before deadline */
+  double deadline;             /* core.now() seconds by which the request ends (HUGE_VAL: none) */
   double start_at;             /* monotonic seconds before which the next attempt must not start */
   double attempt_started;
-  char *url;                   /* freed in lc_request_release */
+  const char *method;          /* "GET": the call's, static */
+  lc_buf url;                  /* the whole URL, built at creation; freed in lc_request_release */
   struct curl_slist *headers;  /* the client's list, or own_headers: freed in lc_request_release */
   int own_headers;
   const lc_config *cfg;
@@ -66,7 +41,8 @@ struct lc_multi {
   int concurrency;
   int running;
   double pause_until;          /* a 429 holds back every new attempt of this multi until then */
-  lc_request *queued, *active;
+  double earliest_deadline;    /* no queued request's deadline is before this (a lower bound) */
+  lc_list queued, active;      /* waiting to start (or to retry) in FIFO order; in flight */
   lc_transfer *idle;           /* pooled transfers, freed in lc_multi_close */
   unsigned long long rng;
   int closed;
@@ -92,24 +68,20 @@ static double lc_multi_random(lc_multi *m) {
   return (double)(m->rng >> 11) / 9007199254740992.0;
 }
 
-static void lc_list_push(lc_request **head, lc_request *r) {
-  lc_request *tail = *head;
+/* FIFO: ids start in the order they were added. Push and remove are O(1) (spec/scale_spec.lua). */
+static void lc_list_push(lc_list *l, lc_request *r) {
   r->next = NULL;
-  if (tail == NULL) {
-    r->prev = NULL;
-    *head = r;
-    return;
-  }
-  /* FIFO: ids start in the order they were added. */
-  while (tail->next) tail = tail->next;
-  tail->next = r;
-  r->prev = tail;
+  r->prev = l->tail;
+  if (l->tail) l->tail->next = r; else l->head = r;
+  l->tail = r;
+  l->n++;
 }
 
-static void lc_list_remove(lc_request **head, lc_request *r) {
-  if (r->prev) r->prev->next = r->next; else *head = r->next;
-  if (r->next) r->next->prev = r->prev;
+static void lc_list_remove(lc_list *l, lc_request *r) {
+  if (r->prev) r->prev->next = r->next; else l->head = r->next;
+  if (r->next) r->next->prev = r->prev; else l->tail = r->prev;
   r->prev = r->next = NULL;
+  l->n--;
 }
 
 static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
@@ -122,16 +94,16 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
 }
 
 /* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
-   connection), and drops the multi's reference to it. */
+   connection), and drops the multi's reference to it. Safe on a request in any state. */
 static void lc_request_detach(lua_State *L, lc_request *r) {
   lc_multi *m = r->multi;
   if (m == NULL) return;
-  if (r->state == LC_ST_RUNNING) {
+  if (r->state == LC_ST_RUNNING && r->t != NULL) {
     curl_multi_remove_handle(m->m, r->t->easy);
+    lc_list_remove(&m->active, r);
+    m->running--;
     lc_multi_give_back(m, r->t);
     r->t = NULL;
-    m->running--;
-    lc_list_remove(&m->active, r);
   } else if (r->state == LC_ST_QUEUED) {
     lc_list_remove(&m->queued, r);
   }
@@ -143,8 +115,7 @@ static void lc_request_detach(lua_State *L, lc_request *r) {
 static void lc_request_release(lua_State *L, lc_request *r) {
   lc_request_detach(L, r);
   if (r->state != LC_ST_DONE) r->state = LC_ST_CANCELLED;
-  free(r->url);
-  r->url = NULL;
+  lc_buf_free(&r->url);
   if (r->own_headers) curl_slist_free_all(r->headers);
   r->headers = NULL;
   r->own_headers = 0;
@@ -163,37 +134,42 @@ static void lc_request_release(lua_State *L, lc_request *r) {
 static void lc_log_attempt(const lc_request *r, long status, const char *what, double ms, const char *decision) {
   if (!r->cfg->log_debug) return;
   if (status > 0)
-    fprintf(stderr, "llamacloud: GET %s -> %ld in %.1f ms (attempt %d of %d): %s\n", r->url, status, ms,
+    fprintf(stderr, "llamacloud: %s %s -> %ld in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, status, ms,
             r->attempts, r->max_retries + 1, decision);
   else
-    fprintf(stderr, "llamacloud: GET %s -> %s in %.1f ms (attempt %d of %d): %s\n", r->url, what, ms,
+    fprintf(stderr, "llamacloud: %s %s -> %s in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, what, ms,
             r->attempts, r->max_retries + 1, decision);
+}
+
+/* An attempt's libcurl timeout: the request's, cut to what is left before its deadline, at least 1 ms
+   (spec/deadline_spec.lua). */
+static long lc_request_attempt_timeout(const lc_request *r, double now) {
+  double left = (r->deadline - now) * 1000.0;
+  if (!(left < (double)r->timeout_ms)) return r->timeout_ms; /* also no deadline (HUGE_VAL) */
+  return left < 1.0 ? 1 : (long)ceil(left);
 }
 
 static int lc_multi_start(lc_multi *m, lc_request *r) {
   lc_transfer *t = m->idle;
-  CURL *e;
   if (t != NULL) {
     m->idle = t->next_idle;
   } else if ((t = lc_transfer_new()) == NULL) {
     return -1;
   }
-  e = t->easy;
-  lc_buf_clear(&t->body);
-  lc_buf_clear(&t->head);
-  t->retry_headers = 0;
-  t->too_big = 0;
-  t->errbuf[0] = '\0';
+  /* Every option a request depends on is set on each use: a pooled handle may have carried
+     another client's request (spec/transport_spec.lua, "a pooled handle"). */
+  if (lc_transfer_prepare(t, r->cfg->id, r->cfg->proxy, r->cfg->ca_file, r->cfg->ca_path) != 0) {
+    lc_multi_give_back(m, t);
+    return -1;
+  }
   t->max_body = r->cfg->max_body;
-  lc_transfer_set_url(t, r->url);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-  if (r->cfg->proxy) curl_easy_setopt(e, CURLOPT_PROXY, r->cfg->proxy);
-  if (r->cfg->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, r->cfg->ca_file);
-  if (r->cfg->ca_path) curl_easy_setopt(e, CURLOPT_CAPATH, r->cfg->ca_path);
-  if (curl_multi_add_handle(m->m, e) != CURLM_OK) {
+  lc_transfer_set_url(t, r->url.data);
+  r->attempt_timeout_ms = lc_request_attempt_timeout(r, lc_now());
+  curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, r->headers);
+  curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, r->attempt_timeout_ms);
+  curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, r->attempt_timeout_ms);
+  curl_easy_setopt(t->easy, CURLOPT_PRIVATE, r);
+  if (curl_multi_add_handle(m->m, t->easy) != CURLM_OK) {
     lc_multi_give_back(m, t);
     return -1;
   }
@@ -243,106 +219,185 @@ static void lc_request_push_error_body(lua_State *L, const lc_transfer *t) {
   if (!lc_json_decode(L, t->body.data, t->body.len, &err, &pos)) lua_pushlstring(L, t->body.data, t->body.len);
 }
 
-static void lc_request_finish(lua_State *L, lc_request *r, int ok) {
-  r->ok = ok;
-  r->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  r->state = LC_ST_DONE;
+/* The end of one attempt, as the steps of lc_request_attempt_done see it. The rule this file keeps
+   (STYLE.md, "C resources"): every Lua value is built, and every registry reference taken, before
+   C state changes; what cannot be ordered that way runs in a protected call first. A raise then
+   leaves every list, count and handle as it was, and lc_request_detach is safe on any request,
+   with a transfer or without (spec/raise_spec.lua). */
+typedef struct lc_attempt {
+  lc_multi *m;
+  lc_request *r;
+  lc_transfer *t;
+  CURLcode code;
+  enum lc_outcome out;
+  long status;
+  double hint;              /* the response's retry-after in seconds, -1 when none */
+  const char *x_should;     /* x-should-retry's value (in should) or NULL */
+  char should[16];
+  double ms;                /* how long the attempt took */
+  int retry;                /* queued again rather than done */
+  double delay;             /* the pause before that retry */
+  int result_ref, raw_ref;  /* taken in lc_attempt_build; the request's once it is done */
+} lc_attempt;
+
+/* Step 1, curl bookkeeping: what the attempt ended with, read from libcurl and the captured head.
+   Reads only; changes nothing. */
+static void lc_attempt_read(lc_attempt *a) {
+  lc_transfer *t = a->t;
+  char ra_ms[64], ra[128];
+  a->hint = -1;
+  a->x_should = NULL;
+  a->status = 0;
+  /* An error response too large to keep is still that error: its start is the body. */
+  if (t->cut == LC_CUT_ERROR_BODY) a->code = CURLE_OK;
+  if (a->code == CURLE_OK && lc_transfer_head_complete(t)) {
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &a->status);
+    if (t->retry_headers) { /* most responses have none: three scans of the block saved */
+      a->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
+                               lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
+      a->x_should = lc_transfer_header(t, "x-should-retry", a->should, sizeof a->should);
+    }
+  }
+  a->ms = (lc_now() - a->r->attempt_started) * 1000.0;
 }
 
-/* Ends one attempt: done, failed for good, or queued again to retry at a time.
-   The transfer goes back to the pool once what is needed of it is read. */
-static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CURLcode code) {
-  lc_transfer *t = r->t;
-  const lc_config *cfg = r->cfg;
-  enum lc_outcome out;
-  long status = 0;
-  char should[16], ra_ms[64], ra[128];
-  const char *x_should = NULL;
-  double ms = (lc_now() - r->attempt_started) * 1000.0, delay;
-  int top = lua_gettop(L), retry;
-
-  curl_multi_remove_handle(m->m, t->easy);
-  lc_list_remove(&m->active, r);
-  m->running--;
-  r->t = NULL;
-  r->hint = -1;
-
-  /* An error response too large to keep is still that error: its start is the body. */
-  if (t->too_big == 3) code = CURLE_OK;
-  if (code == CURLE_OK && !lc_transfer_head_complete(t)) {
-    out = LC_OUT_CONNECTION;
+/* Step 2, classification and error building: pushes the batch or the error and sets a->out. */
+static void lc_attempt_push_outcome(lua_State *L, lc_attempt *a) {
+  const lc_transfer *t = a->t;
+  const char *key = a->r->cfg->api_key;
+  if (a->code == CURLE_OK && a->status == 0) {
+    a->out = LC_OUT_CONNECTION;
     lua_pushliteral(L, "connection closed before the response headers ended");
-    lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), cfg->api_key);
-  } else if (code == CURLE_OK) {
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (t->retry_headers) { /* most responses have none: three scans of the block saved */
-      r->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
-                               lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
-      x_should = lc_transfer_header(t, "x-should-retry", should, sizeof should);
+    lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), key);
+  } else if (a->code == CURLE_OK && a->status >= 200 && a->status < 300) {
+    if (lc_request_decode_batch(L, a->t)) {
+      a->out = LC_OUT_OK;
+      return;
     }
-    if (status >= 200 && status < 300) {
-      if (lc_request_decode_batch(L, t)) {
-        out = LC_OUT_OK;
-        if (r->want_raw) {
-          lua_pushlstring(L, t->body.data, t->body.len);
-          r->raw_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        }
-      } else {
-        out = LC_OUT_INVALID;
-        lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), cfg->api_key);
-        lc_transfer_push_headers(L, t);
-        lc_error_redact_table(L, -1, cfg->api_key);
-        lua_setfield(L, -2, "headers");
-        lc_error_set_number(L, "status", (double)status);
-      }
-    } else {
-      out = LC_OUT_STATUS;
-      lc_request_push_error_body(L, t);
-      lc_error_push_status(L, t, status, -1, r->attempts, cfg->api_key);
-    }
-  } else if (code == CURLE_OPERATION_TIMEDOUT) {
-    out = LC_OUT_TIMEOUT;
-    lua_pushfstring(L, "request timed out after %f s (%s)", (double)r->timeout_ms / 1000.0,
-                    t->errbuf[0] ? t->errbuf : curl_easy_strerror(code));
-    lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), cfg->api_key);
-  } else if (t->too_big == 1) {
-    out = LC_OUT_INVALID;
+    a->out = LC_OUT_INVALID;
+    lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), key);
+    lc_transfer_push_headers(L, t);
+    lc_error_redact_table(L, -1, key);
+    lua_setfield(L, -2, "headers");
+    lc_error_set_number(L, "status", (double)a->status);
+  } else if (a->code == CURLE_OK) {
+    a->out = LC_OUT_STATUS;
+    lc_request_push_error_body(L, t);
+    lc_error_push_status(L, t, a->status, -1, a->r->attempts, key);
+    lua_remove(L, -2);
+    return;
+  } else if (a->code == CURLE_OPERATION_TIMEDOUT) {
+    a->out = LC_OUT_TIMEOUT;
+    lua_pushfstring(L, "request timed out after %f s (%s)", (double)a->r->attempt_timeout_ms / 1000.0,
+                    t->errbuf[0] ? t->errbuf : curl_easy_strerror(a->code));
+    lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), key);
+  } else if (t->cut == LC_CUT_BODY) {
     char limit[32]; /* lua_pushfstring has no %zu */
-    snprintf(limit, sizeof limit, "%zu", cfg->max_body);
+    a->out = LC_OUT_INVALID;
+    snprintf(limit, sizeof limit, "%zu", a->r->cfg->max_body);
     lua_pushfstring(L, "response body is larger than max_body_bytes (%s bytes)", limit);
-    lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), cfg->api_key);
+    lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), key);
   } else {
-    out = LC_OUT_CONNECTION;
-    if (t->too_big == 2)
+    a->out = LC_OUT_CONNECTION;
+    if (t->cut == LC_CUT_HEAD)
       lua_pushliteral(L, "response headers are larger than the client accepts");
     else
-      lua_pushfstring(L, "%s (%s)", curl_easy_strerror(code), t->errbuf[0] ? t->errbuf : "no detail");
-    lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), cfg->api_key);
+      lua_pushfstring(L, "%s (%s)", curl_easy_strerror(a->code), t->errbuf[0] ? t->errbuf : "no detail");
+    lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), key);
   }
-  if (out != LC_OUT_STATUS && out != LC_OUT_OK) lc_error_set_number(L, "attempts", r->attempts);
+  lua_remove(L, -2); /* the message */
+  lc_error_set_number(L, "attempts", a->r->attempts);
+}
 
-  retry = out != LC_OUT_OK && lc_retry_wanted(out, status, x_should) && r->attempts <= r->max_retries;
-  if (retry) {
-    delay = lc_retry_delay(r->attempts - 1, r->hint, lc_multi_random(m));
-    r->start_at = lc_now() + delay;
-    if (status == 429 && r->start_at > m->pause_until) m->pause_until = r->start_at;
-    if (cfg->log_debug) {
-      char d[64];
-      snprintf(d, sizeof d, "retrying in %.3f s", delay);
-      lc_log_attempt(r, status, curl_easy_strerror(code), ms, d);
-    }
-    lua_settop(L, top);
+/* Step 3, the retry decision: pure, but for the jitter drawn from the multi's generator. A retry
+   whose pause would end at or after the deadline is not scheduled (spec/deadline_spec.lua). */
+static int lc_attempt_retry(lc_attempt *a) {
+  const lc_request *r = a->r;
+  if (a->out == LC_OUT_OK || !lc_retry_wanted(a->out, a->status, a->x_should) || r->attempts > r->max_retries)
+    return 0;
+  a->delay = lc_retry_delay(r->attempts - 1, a->hint, lc_multi_random(a->m));
+  return lc_now() + a->delay < r->deadline;
+}
+
+/* Steps 2 and 3, run as a protected call: the outcome is built and, when the request ends,
+   referenced and appended to the list given as argument 2 (a table, or nil). */
+static char lc_attempt_build_key; /* its address keys the function in the registry (luaopen) */
+
+static int lc_attempt_build(lua_State *L) {
+  lc_attempt *a = (lc_attempt *)lua_touserdata(L, 1);
+  lc_attempt_push_outcome(L, a);
+  if ((a->retry = lc_attempt_retry(a)) != 0) return 0;
+  if (a->out == LC_OUT_OK && a->r->want_raw) {
+    lua_pushlstring(L, a->t->body.data, a->t->body.len);
+    a->raw_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_istable(L, 2)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->r->self_ref);
+    lua_rawseti(L, 2, (int)lc_rawlen(L, 2) + 1);
+  }
+  return 0;
+}
+
+/* The request leaves its multi for good: done (holding result_ref) or cancelled. Cannot fail. */
+static void lc_request_leave(lua_State *L, lc_request *r, enum lc_state state) {
+  r->state = state;
+  r->multi = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
+  r->self_ref = LUA_NOREF;
+}
+
+/* Ends one attempt: done, failed for good, or queued again to retry at a time. Steps 1-3 build
+   every Lua value; step 4 (logging) and step 5 (the C state: the transfer back to the pool, the
+   request done or queued) cannot fail. If building raised (out of memory, a finalizer's error on
+   5.1), the request ends cancelled, its references are dropped, and the error goes on up. */
+static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CURLcode code, int list_idx) {
+  lc_attempt a;
+  int rc;
+  memset(&a, 0, sizeof a);
+  a.m = m;
+  a.r = r;
+  a.t = r->t;
+  a.code = code;
+  a.result_ref = a.raw_ref = LUA_NOREF;
+  lc_attempt_read(&a);
+  /* Fetched from the registry, the function costs no allocation: nothing here can raise. */
+  lua_pushlightuserdata(L, &lc_attempt_build_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, &a);
+  if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
+  rc = lua_pcall(L, 2, 0, 0);
+
+  if (rc == 0 && r->cfg->log_debug) {
+    char d[64];
+    if (a.retry) snprintf(d, sizeof d, "retrying in %.3f s", a.delay);
+    lc_log_attempt(r, a.status, curl_easy_strerror(a.code), a.ms, a.retry ? d : a.out == LC_OUT_OK ? "done" : "giving up");
+  }
+
+  curl_multi_remove_handle(m->m, a.t->easy);
+  lc_list_remove(&m->active, r);
+  m->running--;
+  lc_multi_give_back(m, a.t);
+  r->t = NULL;
+  r->hint = a.hint;
+  if (rc != 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, a.result_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, a.raw_ref);
+    lc_request_leave(L, r, LC_ST_CANCELLED);
+    lua_error(L); /* the error object lc_cpcall left */
+  }
+  if (a.retry) {
+    r->start_at = lc_now() + a.delay;
+    if (a.status == 429 && r->start_at > m->pause_until) m->pause_until = r->start_at;
     r->state = LC_ST_QUEUED;
     lc_list_push(&m->queued, r);
-  } else {
-    lc_log_attempt(r, status, curl_easy_strerror(code), ms, out == LC_OUT_OK ? "done" : "giving up");
-    if (lua_gettop(L) > top + 1) {
-      lua_replace(L, top + 1);
-      lua_settop(L, top + 1);
-    }
-    lc_request_finish(L, r, out == LC_OUT_OK);
+    if (r->deadline < m->earliest_deadline) m->earliest_deadline = r->deadline;
+    return;
   }
-  lc_multi_give_back(m, t);
+  r->ok = a.out == LC_OUT_OK;
+  r->result_ref = a.result_ref;
+  r->raw_ref = a.raw_ref;
+  lc_request_leave(L, r, LC_ST_DONE);
 }
 
 /* libcurl's CURLMOPT_SOCKETFUNCTION: records what it wants from socket s, in C only.
@@ -383,50 +438,70 @@ static int lc_multi_on_socket(CURL *easy, curl_socket_t s, int what, void *userp
   return 0;
 }
 
-/* Ends the attempts libcurl reports finished. When list_idx is non-zero, requests that
-   finished for good are appended to the table there. */
-/* A request that ended for good leaves its multi: listed at list_idx (when non-zero) for
-   whoever drives the multi, and no longer held by it. */
-static void lc_multi_hand_over(lua_State *L, lc_request *r, int list_idx) {
-  if (list_idx) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->self_ref);
-    lua_rawseti(L, list_idx, (int)lc_rawlen(L, list_idx) + 1);
-  }
-  r->multi = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
-  r->self_ref = LUA_NOREF;
-}
-
+/* Ends the attempts libcurl reports finished; requests that ended for good are appended to the
+   table at list_idx (when non-zero) for whoever drives the multi, and the multi lets go of them. */
 static void lc_multi_collect(lua_State *L, lc_multi *m, int list_idx) {
-  lc_request *r;
   CURLMsg *msg;
   int left;
   while ((msg = curl_multi_info_read(m->m, &left)) != NULL) {
     char *priv = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-    r = (lc_request *)priv;
-    lc_request_attempt_done(L, m, r, msg->data.result);
-    if (r->state == LC_ST_DONE) lc_multi_hand_over(L, r, list_idx);
+    lc_request_attempt_done(L, m, (lc_request *)priv, msg->data.result, list_idx);
   }
+}
+
+/* Ends a queued request with the error at the top of the stack (popped): referenced and listed
+   first, then taken out of the queue. */
+static void lc_multi_end_queued(lua_State *L, lc_multi *m, lc_request *r, int list_idx) {
+  int ref;
+  /* Listed before it is referenced: if either raises, the list goes with the step that raised
+     and the request is still queued, unchanged. */
+  if (list_idx) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->self_ref);
+    lua_rawseti(L, list_idx, (int)lc_rawlen(L, list_idx) + 1);
+  }
+  ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lc_list_remove(&m->queued, r);
+  r->ok = 0;
+  r->result_ref = ref;
+  lc_request_leave(L, r, LC_ST_DONE);
+}
+
+/* Ends the queued requests whose deadline has passed before they were sent: nothing goes out
+   (spec/deadline_spec.lua). The walk happens only once the earliest deadline in the queue is due. */
+static void lc_multi_expire(lua_State *L, lc_multi *m, double now, int list_idx) {
+  lc_request *r, *next;
+  double earliest = HUGE_VAL;
+  if (now < m->earliest_deadline) return;
+  for (r = m->queued.head; r != NULL; r = next) {
+    next = r->next;
+    if (r->deadline > now) {
+      if (r->deadline < earliest) earliest = r->deadline;
+      continue;
+    }
+    lua_pushliteral(L, "the request's deadline passed before it was sent");
+    lc_error_push(L, "APITimeoutError", lua_tostring(L, -1), NULL);
+    lua_remove(L, -2);
+    lc_error_set_number(L, "attempts", r->attempts);
+    lc_multi_end_queued(L, m, r, list_idx);
+  }
+  m->earliest_deadline = earliest;
 }
 
 /* Starts the queued requests that are due, within the concurrency limit. */
 static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
   lc_request *r, *next;
   double now = lc_now();
-
-  if (now >= m->pause_until) {
-    for (r = m->queued; r != NULL && m->running < m->concurrency; r = next) {
-      next = r->next;
-      if (r->start_at <= now && lc_multi_start(m, r) != 0) {
-        lua_pushliteral(L, "could not start a transfer (out of memory)");
-        lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
-        lua_remove(L, -2);
-        lc_list_remove(&m->queued, r);
-        lc_request_finish(L, r, 0);
-        lc_multi_hand_over(L, r, list_idx);
-      }
+  lc_multi_expire(L, m, now, list_idx);
+  if (now < m->pause_until) return;
+  for (r = m->queued.head; r != NULL && m->running < m->concurrency; r = next) {
+    next = r->next;
+    if (r->start_at <= now && lc_multi_start(m, r) != 0) {
+      lua_pushliteral(L, "could not start a transfer (out of memory)");
+      lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
+      lua_remove(L, -2);
+      lc_multi_end_queued(L, m, r, list_idx);
     }
   }
 }
@@ -463,9 +538,9 @@ static double lc_multi_next_wait(lc_multi *m) {
     curl_multi_timeout(m->m, &ms);
     best = ms < 0 ? 1.0 : (double)ms / 1000.0;
   }
-  for (r = m->queued; r != NULL; r = r->next) {
+  for (r = m->queued.head; r != NULL; r = r->next) {
     double at = r->start_at > m->pause_until ? r->start_at : m->pause_until;
-    double d = at - now;
+    double d = (at < r->deadline ? at : r->deadline) - now;
     if (m->running >= m->concurrency) break;
     if (d < 0) d = 0;
     if (best < 0 || d < best) best = d;
@@ -473,20 +548,24 @@ static double lc_multi_next_wait(lc_multi *m) {
   return best;
 }
 
+/* Ends every request still in m cancelled: one kept by the caller must not stay "running" forever. */
+static void lc_multi_cancel_all(lua_State *L, lc_multi *m) {
+  while (m->active.head) {
+    lc_request *r = m->active.head;
+    lc_request_detach(L, r);
+    r->state = LC_ST_CANCELLED;
+  }
+  while (m->queued.head) {
+    lc_request *r = m->queued.head;
+    lc_request_detach(L, r);
+    r->state = LC_ST_CANCELLED;
+  }
+}
+
 static void lc_multi_close(lua_State *L, lc_multi *m) {
   lc_transfer *t;
   if (m->closed) return;
-  /* What it still held ends cancelled: a request kept by the caller must not stay "running" forever. */
-  while (m->active) {
-    lc_request *r = m->active;
-    lc_request_detach(L, r);
-    r->state = LC_ST_CANCELLED;
-  }
-  while (m->queued) {
-    lc_request *r = m->queued;
-    lc_request_detach(L, r);
-    r->state = LC_ST_CANCELLED;
-  }
+  lc_multi_cancel_all(L, m);
   m->closed = 1;
   while ((t = m->idle) != NULL) {
     m->idle = t->next_idle;
@@ -510,6 +589,7 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
   if (m->m == NULL) luaL_error(L, "llamacloud: curl_multi_init failed");
   m->closed = 0;
   m->concurrency = concurrency;
+  m->earliest_deadline = HUGE_VAL;
   m->rng = (unsigned long long)(size_t)m ^ (unsigned long long)(lc_now() * 1e9) ^ 0x9E3779B97F4A7C15ULL;
   if (m->rng == 0) m->rng = 1;
   curl_multi_setopt(m->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
@@ -527,6 +607,7 @@ static void lc_multi_add(lua_State *L, lc_multi *m, lc_request *r, int idx) {
   r->multi = m;
   r->state = LC_ST_QUEUED;
   lc_list_push(&m->queued, r);
+  if (r->deadline < m->earliest_deadline) m->earliest_deadline = r->deadline;
 }
 
 /* Pushes the request's outcome the way get returns it: batch, nil, hint, raw | nil, err, hint. */

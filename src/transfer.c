@@ -3,13 +3,24 @@
 #include <curl/curl.h>
 
 #define LC_BODY_KEEP ((size_t)1 << 20) /* a pooled body buffer past this shrinks for a small body */
+#define LC_BODY_FIRST ((size_t)64 << 10) /* the first allocation for a body, whatever it announces */
+
+/* Why the transfer stopped reading early. */
+enum lc_cut {
+  LC_CUT_NONE,
+  LC_CUT_BODY,       /* a 2xx body passed max_body */
+  LC_CUT_HEAD,       /* the header block passed LC_MAX_HEADER_BYTES */
+  LC_CUT_ERROR_BODY  /* an error's body was cut at max_body: the response is still that error */
+};
 
 typedef struct lc_transfer {
   CURL *easy;           /* curl_easy_cleanup in lc_transfer_free */
   lc_buf body;          /* lc_buf_free in lc_transfer_free */
   lc_buf head;          /* the last header block only; freed likewise */
   size_t max_body;
-  int too_big;          /* 1: a 2xx body passed max_body; 2: headers passed their cap; 3: an error body was cut */
+  enum lc_cut cut;
+  size_t announced;     /* the body's Content-Length when sane (0: unknown): a ceiling for growth */
+  unsigned long long cfg_id; /* the client settings its options were set for (0: none yet) */
   char errbuf[CURL_ERROR_SIZE];
   CURLU *url;           /* the URL libcurl uses; curl_url_cleanup in lc_transfer_free */
   char *url_text;       /* the string url was parsed from; freed in lc_transfer_free */
@@ -27,26 +38,32 @@ static size_t lc_transfer_on_body(char *p, size_t size, size_t n, void *ud) {
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) {
-      t->too_big = 1;
+      t->cut = LC_CUT_BODY;
       return 0;
     }
     /* An error's body is only read for its message: keep what fits, then stop reading. */
     if (t->body.len < t->max_body && lc_buf_add(&t->body, p, t->max_body - t->body.len) != 0) return 0;
-    t->too_big = 3;
+    t->cut = LC_CUT_ERROR_BODY;
     return 0;
   }
   if (t->body.len == 0) {
-    /* One allocation of the announced size instead of doubling up to it: no copies, and
-       no buffer up to twice the body. A failed reserve leaves the add below to fail.
-       The buffer stays with the pooled transfer (a batch polled again needs it, and
-       fresh pages cost faults), until a body far smaller than it comes: then it shrinks
-       (realloc, not free: a freed large block makes glibc serve the next from the heap). */
+    /* A pooled buffer far larger than this body shrinks (realloc, not free: a freed large block
+       makes glibc serve the next from the heap). */
     curl_off_t cl = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    if (cl > (curl_off_t)len && (curl_off_t)t->body.cap <= cl && (size_t)cl <= t->max_body)
-      lc_buf_reserve(&t->body, (size_t)cl);
-    else if (cl >= 0 && t->body.cap > LC_BODY_KEEP && (size_t)cl < t->body.cap / 4)
+    t->announced = cl > 0 && (size_t)cl <= t->max_body ? (size_t)cl : 0;
+    if (cl >= 0 && t->body.cap > LC_BODY_KEEP && (size_t)cl < t->body.cap / 4)
       lc_buf_shrink(&t->body, (size_t)cl + 1 > LC_BODY_KEEP / 4 ? (size_t)cl + 1 : LC_BODY_KEEP / 4);
+  }
+  if (t->body.len + len + 1 > t->body.cap) {
+    /* The server's Content-Length is trusted only as a ceiling: nothing is reserved from it
+       before bytes arrive. The buffer doubles as they do, from LC_BODY_FIRST, and stops at the
+       announced size, so growing costs at most twice what arrived, and an honest announcement
+       no more than the body (spec/transport_spec.lua, "Content-Length"). */
+    size_t need = t->body.len + len + 1, cap = t->body.cap ? t->body.cap * 2 : LC_BODY_FIRST;
+    if (cap < need) cap = need;
+    if (t->announced >= need && cap > t->announced + 1) cap = t->announced + 1;
+    if (lc_buf_grow_to(&t->body, cap) != 0) return 0;
   }
   if (lc_buf_add(&t->body, p, len) != 0) return 0;
   return len;
@@ -63,7 +80,7 @@ static size_t lc_transfer_on_header(char *p, size_t size, size_t n, void *ud) {
   if ((len > 11 && strncasecmp(p, "retry-after", 11) == 0) || (len > 14 && strncasecmp(p, "x-should-retry", 14) == 0))
     t->retry_headers = 1;
   if (t->head.len + len > LC_MAX_HEADER_BYTES) {
-    t->too_big = 2;
+    t->cut = LC_CUT_HEAD;
     return 0;
   }
   if (lc_buf_add(&t->head, p, len) != 0) return 0;
@@ -75,7 +92,7 @@ static size_t lc_transfer_on_header(char *p, size_t size, size_t n, void *ud) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (status >= 200 && status < 300 && cl > 0 && (curl_off_t)t->max_body < cl) {
-      t->too_big = 1;
+      t->cut = LC_CUT_BODY;
       return 0;
     }
   }
@@ -90,21 +107,46 @@ static lc_transfer *lc_transfer_new(void) {
     free(t);
     return NULL;
   }
-  curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, lc_transfer_on_body);
-  curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, lc_transfer_on_header);
-  curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-  /* Redirects are never followed, so the key can never travel to another host. */
-  curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(t->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  /* gzip only: each listed encoding costs libcurl work on every request, and APIs answer gzip. */
-  curl_easy_setopt(t->easy, CURLOPT_ACCEPT_ENCODING, "gzip");
-  curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
   return t;
+}
+
+/* Readies t for a request of the client whose settings have serial cfg_id: clears what the last
+   response left, and when t last served other settings (or none), resets the handle and sets
+   every option again, so no proxy or CA of another client survives on a pooled handle
+   (spec/transport_spec.lua, "a pooled handle"). curl_easy_reset keeps the connections. */
+static int lc_transfer_prepare(lc_transfer *t, unsigned long long cfg_id, const char *proxy, const char *ca_file,
+                               const char *ca_path) {
+  CURL *e = t->easy;
+  lc_buf_clear(&t->body);
+  lc_buf_clear(&t->head);
+  t->retry_headers = 0;
+  t->cut = LC_CUT_NONE;
+  t->errbuf[0] = '\0';
+  if (t->cfg_id == cfg_id) return 0;
+  curl_easy_reset(e);
+  t->cfg_id = 0;
+  free(t->url_text); /* CURLOPT_CURLU went with the reset */
+  t->url_text = NULL;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lc_transfer_on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, lc_transfer_on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+  /* Redirects are never followed, so the key can never travel to another host. */
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  /* gzip only: each listed encoding costs libcurl work on every request, and APIs answer gzip. */
+  if (curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK ||
+      curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+      (proxy && curl_easy_setopt(e, CURLOPT_PROXY, proxy) != CURLE_OK) ||
+      (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) ||
+      (ca_path && curl_easy_setopt(e, CURLOPT_CAPATH, ca_path) != CURLE_OK))
+    return -1;
+  t->cfg_id = cfg_id;
+  return 0;
 }
 
 static void lc_transfer_free(lc_transfer *t) {
