@@ -4,7 +4,7 @@
    budget runs in a child process of its own, so a crash, a sanitizer report or a leak names its N and the
    sweep goes on. The calls, and the verdict on what each did, are spec/oom/driver.lua's.
    Usage: oom_host URL CALL MODE [--dense D] [--samples S] [--tail T] [--timeout SECONDS] [--only N] [--max-bad B]
-   Prints one line per call: budgets run, the calibration's count, outcomes; exits 1 on any bad run. */
+   [--leak-every K]. Prints one line per call: budgets run, the calibration's count, outcomes; exits 1 on any bad run. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +22,9 @@
 #include <lualib.h>
 
 enum { MODE_LUA, MODE_CURL, MODE_GC };
+
+/* LeakSanitizer's check, when the host is built with it (weak: a plain build runs without). */
+extern void __lsan_do_leak_check(void) __attribute__((weak));
 
 /* The fault: counts what it would fail once armed, and fails from fail_at on (0: never). */
 static struct {
@@ -186,6 +189,7 @@ setup_failed:
 typedef struct {
   const char *url, *call, *mode;
   int timeout;
+  long long leak_every; /* LeakSanitizer checks the child of every budget that is a multiple of this */
 } run_args;
 
 /* Runs budget fail_at in a child; returns 0 for a clean run, 1 for a bad one (described on stdout). */
@@ -203,7 +207,10 @@ static int run_child(const run_args *a, long long fail_at) {
   if (pid == 0) {
     alarm((unsigned)a->timeout);
     run_once(a->url, a->call, a->mode, fail_at);
-    exit(report->problem[0] ? 3 : 0); /* exit, not _exit: LeakSanitizer checks the child at exit */
+    /* A leak found here ends the child with LeakSanitizer's exit code and its report on stderr. */
+    if (__lsan_do_leak_check && (a->leak_every <= 1 || fail_at % a->leak_every == 0)) __lsan_do_leak_check();
+    fflush(stdout);
+    _exit(report->problem[0] ? 3 : 0);
   }
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   if (WIFSIGNALED(st)) {
@@ -253,13 +260,14 @@ int main(int argc, char **argv) {
   double t0;
   if (argc < 4) {
     fprintf(stderr, "usage: oom_host URL CALL lua|curl|gc [--dense D] [--samples S] [--tail T] "
-                    "[--timeout SECONDS] [--only N] [--max-bad B]\n");
+                    "[--timeout SECONDS] [--only N] [--max-bad B] [--leak-every K]\n");
     return 2;
   }
   a.url = argv[1];
   a.call = argv[2];
   a.mode = argv[3];
   a.timeout = 60;
+  a.leak_every = 1;
   for (i = 4; i + 1 < argc; i += 2) {
     long long v = atoll(argv[i + 1]);
     if (strcmp(argv[i], "--dense") == 0) dense = v;
@@ -268,6 +276,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--timeout") == 0) a.timeout = (int)v;
     else if (strcmp(argv[i], "--only") == 0) only = v;
     else if (strcmp(argv[i], "--max-bad") == 0) max_bad = (int)v;
+    else if (strcmp(argv[i], "--leak-every") == 0) a.leak_every = v;
     else {
       fprintf(stderr, "oom_host: unknown option %s\n", argv[i]);
       return 2;
