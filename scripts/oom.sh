@@ -27,6 +27,13 @@ sweep() {
     *) opts="--leak-every 3" ;;
   esac
   if [ "$OOM_PLAIN" = 1 ]; then cpath="build/oom/plain/$v/?.so"; else cpath="build/asan/$v/?.so"; fi
+  if [ "$v" = jit ]; then
+    # LuaJIT: spec/oom/finalizers_jit.lua in the interpreter itself, the ASan runtime preloaded
+    LD_PRELOAD=${OOM_RT:-} LUA_PATH="$OOM_LUA_PATH;;" LUA_CPATH="$cpath;;" \
+      luajit spec/oom/finalizers_jit.lua "$OOM_URL" "$call" >"$OOM_LOG/$1.out" 2>"$OOM_LOG/$1.err"
+    echo $? >"$OOM_LOG/$1.rc"
+    return
+  fi
   # shellcheck disable=SC2086
   OOM_LUA_CPATH=$cpath "$OOM_OUT/oom_host-$v" "$OOM_URL" "$call" "$mode" $opts ${OOM_ARGS:-} \
     >"$OOM_LOG/$1.out" 2>"$OOM_LOG/$1.err"
@@ -54,6 +61,7 @@ if [ -z "$plan" ]; then
   for c in $SMALL $big51; do plan="$plan 5.1:lua:$c"; done
   for c in get get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
   for c in $SMALL; do plan="$plan 5.1:gc:$c"; done
+  for c in $SMALL; do plan="$plan jit:gc:$c"; done
 fi
 versions=$(for p in $plan; do echo "${p%%:*}"; done | sort -u)
 
@@ -68,12 +76,16 @@ else
   FLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
   LDF="-fsanitize=address,undefined"
   OUT=build/oom/asan
+  OOM_RT=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
+  [ -f "$OOM_RT" ] || { echo "oom: $OOM_RT is missing (apt-get install libclang-rt-14-dev)" >&2; exit 2; }
+  export OOM_RT
 fi
 mkdir -p "$OUT"
 for v in $versions; do
   # the module in the directory scripts/sanitize.sh builds it in (same flags), or a plain one of its own
   if [ "${OOM_PLAIN:-}" = 1 ]; then mod=build/oom/plain/$v; else mod=build/asan/$v; fi
   make -s LUA_VERSION="$v" BUILD="$mod" CC="$CC_OOM" CFLAGS="$FLAGS" LDFLAGS="$LDF" "$mod/llamacloud/core.so" || exit 2
+  [ "$v" = jit ] && continue
   # shellcheck disable=SC2046
   $CC_OOM $FLAGS -Wall -Wextra spec/oom/oom_host.c -o "$OUT/oom_host-$v" \
     $(pkg-config --cflags --libs "lua$v" libcurl) $LDF || exit 2
@@ -97,6 +109,9 @@ export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stac
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export OOM_LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua'
+export OOM_BIG_FILE=$LOG/big.json
+lua5.4 -e "package.path='./?.lua;'..package.path" \
+  -e "local f = assert(io.open(os.getenv('OOM_BIG_FILE'), 'wb')); f:write((require('spec.oom.bodies').big())); f:close()" || exit 2
 export OOM_URL=$url OOM_OUT=$OUT OOM_LOG=$LOG OOM_PLAIN=${OOM_PLAIN:-}
 
 start=$(date +%s)

@@ -35,6 +35,17 @@ function M.big(bytes)
     .. table.concat(parts, ",") .. "]}", n
 end
 
+-- big()'s text, read from the file OOM_BIG_FILE names when it is set (scripts/oom.sh writes it once:
+-- building it costs more than a run of the decoder under ASan).
+function M.big_text()
+  local path = os.getenv("OOM_BIG_FILE")
+  local f = path and io.open(path, "rb")
+  if not f then return (M.big()) end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
 -- The fake server's scenario: bat-small and bat-big complete at once with the bodies above; every other
 -- id answers 503 (retried after 1 ms), then RUNNING, then COMPLETED, each id with its own counter.
 function M.scenario()

@@ -63,7 +63,7 @@ local CALLS = {
     end
   end,
   decode_big = function(_, core)
-    local text = bodies.big()
+    local text = bodies.big_text()
     return function() return core.decode(text) end
   end,
 }
@@ -80,6 +80,12 @@ function M.setup(url, name, tag, mode)
   client = llamacloud.new({ api_key = "llx-oom-host", base_url = url, timeout = 20,
                             max_retries = mode == "curl" and 0 or 2 })
   return make(client, core, tag, mode)
+end
+
+-- Closes the client (a host that runs many calls in one state, spec/oom/finalizers_jit.lua).
+function M.teardown()
+  if client then client.close() end
+  client = nil
 end
 
 -- What a successful call returned must be its whole result.
@@ -161,9 +167,11 @@ function M.gc_start(tick)
     if t == 1 then error(FINALIZER_MARK, 0) end
     if t == 0 then leave_one() end
   end
-  leave_one()
   collectgarbage("setpause", 0)
   collectgarbage("setstepmul", 0)
+  -- one whole cycle now sets the threshold from the new pause, so the next check runs the collector
+  collectgarbage("step", 0)
+  leave_one()
 end
 
 function M.gc_stop()
