@@ -42,7 +42,6 @@ for _, name in ipairs(calls) do
   while true do
     k = k + 1
     local ok, v = pcall(run, name, k)
-    if os.getenv("JITDBG") then print(k, ok, v, fired, count) end
     if not ok then
       print("BAD " .. v)
       bad = bad + 1
