@@ -125,4 +125,27 @@ describe("the deadline option", function()
       end)
     end
   end)
+
+  describe("multi:step with a huge wait", function()
+    it("waits for activity rather than spinning (the wait in ms is clamped, not overflowed)", function()
+      local server = fake.start({ scenario = { api_key = KEY, batches = { [ID] = { steps = {
+        { delay = 0.3, batch_status = "COMPLETED" } } } } } })
+      finally(function() server:stop() end)
+      local ud = core.new(server:options({ api_key = KEY, max_retries = 0 }))
+      finally(function() ud:close() end)
+      local m = ud:multi(1)
+      local req = ud:request(ID)
+      m:add(req)
+      local steps_taken, done = 0
+      repeat
+        done = m:step(1e10)
+        steps_taken = steps_taken + 1
+      until done or steps_taken > 1000
+      local batch, err = req:result()
+      assert.is_nil(err)
+      assert.are.equal("COMPLETED", batch.status)
+      -- Each step returns on socket activity: a handful, not a busy loop over 0.3 s.
+      assert.is_true(steps_taken < 100, steps_taken .. " steps")
+    end)
+  end)
 end)

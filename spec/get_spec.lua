@@ -282,6 +282,13 @@ describe("batches.get", function()
         "option 'max_retries'" },
       { "a negative max_retries", function(c) return c.batches.get("bat-done", { max_retries = -1 }) end,
         "option 'max_retries'" },
+      -- NaN and huge numbers are refused before any cast (UBSan under make asan would flag the cast).
+      { "a NaN max_retries", function(c) return c.batches.get("bat-done", { max_retries = 0 / 0 }) end,
+        "option 'max_retries'" },
+      { "a huge max_retries", function(c) return c.batches.get("bat-done", { max_retries = 1e300 }) end,
+        "option 'max_retries'" },
+      { "an infinite max_retries", function(c) return c.batches.get("bat-done", { max_retries = math.huge }) end,
+        "option 'max_retries'" },
       { "an expand that is a number", function(c) return c.batches.get("bat-done", { expand = 1 }) end,
         "option 'expand'" },
       { "an expand list holding a non-string", function(c)

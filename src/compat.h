@@ -47,15 +47,17 @@ static inline void lc_pushint(lua_State *L, long long v) {
 #endif
 }
 
+/* Whether v is a whole number a long long holds; NaN and huge values are refused before any
+   cast, which would be undefined for them. */
+static inline int lc_num_is_ll(double v) {
+  return v >= -9223372036854775808.0 && v < 9223372036854775808.0 && v == (double)(long long)v;
+}
+
 static inline int lc_isinteger(lua_State *L, int i) {
 #if LC_HAS_INTEGERS
   if (lua_isinteger(L, i)) return 1;
 #endif
-  if (lua_type(L, i) == LUA_TNUMBER) {
-    lua_Number n = lua_tonumber(L, i);
-    return n == (lua_Number)(long long)n;
-  }
-  return 0;
+  return lua_type(L, i) == LUA_TNUMBER && lc_num_is_ll((double)lua_tonumber(L, i));
 }
 
 static inline void lc_newmetatable(lua_State *L, const char *tname) {

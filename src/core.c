@@ -359,7 +359,8 @@ static int lc_core_sleep(lua_State *L) {
 }
 
 static int lc_core_isatty(lua_State *L) {
-  lua_pushboolean(L, isatty((int)luaL_checknumber(L, 1)));
+  lua_Number fd = luaL_checknumber(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= 2147483647.0 && isatty((int)fd));
   return 1;
 }
 
@@ -378,15 +379,19 @@ static int lc_core_encode_segment(lua_State *L) {
 
 static int lc_core_retry_after(lua_State *L) {
   const char *ms = luaL_optstring(L, 1, NULL), *ra = luaL_optstring(L, 2, NULL);
-  time_t now = (time_t)luaL_optnumber(L, 3, (lua_Number)time(NULL));
-  double v = lc_retry_after(ms, ra, now);
+  lua_Number n = luaL_optnumber(L, 3, (lua_Number)time(NULL));
+  double v;
+  if (!(n >= 0 && n < 1e15)) luaL_argerror(L, 3, "must be seconds since the epoch");
+  v = lc_retry_after(ms, ra, (time_t)n);
   if (v < 0) lua_pushnil(L); else lua_pushnumber(L, v);
   return 1;
 }
 
 static int lc_core_retry_delay(lua_State *L) {
+  lua_Number done = luaL_checknumber(L, 1);
   double hint = luaL_optnumber(L, 2, -1);
-  lua_pushnumber(L, lc_retry_delay((int)luaL_checknumber(L, 1), hint, luaL_optnumber(L, 3, 0)));
+  if (!(done >= 0 && done <= 1000)) luaL_argerror(L, 1, "must be a retry count from 0 to 1000");
+  lua_pushnumber(L, lc_retry_delay((int)done, hint, luaL_optnumber(L, 3, 0)));
   return 1;
 }
 

@@ -123,7 +123,7 @@ static unsigned int lc_json_keyhash(const unsigned char *p, size_t len) {
 }
 
 /* memcmp for the cache's short keys, inline and by words (overlapping at the end): the libc
-   call cost as much as the compare itself (2 % of a decode). */
+   call cost as much as the compare itself (docs/performance.md). */
 static int lc_json_same(const char *a, const char *b, size_t n) {
   uint64_t x, y;
   uint32_t u, v;
@@ -272,7 +272,7 @@ static int lc_json_string(lc_json *j, const char **pp, int iskey) {
   uint64_t v;
 #ifdef __SSE2__
   /* 16 bytes a step, and the first quote, backslash or byte < 0x20 is found exactly, with
-     no byte loop after: half the instructions of the 8-byte loop below on batch bodies. */
+     no byte loop after (docs/performance.md). */
   {
     const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1f);
     while (end - q >= 16) {

@@ -128,7 +128,7 @@ static void lc_error_push(lua_State *L, const char *name, const char *message, c
 }
 
 static void lc_error_set_number(lua_State *L, const char *field, double v) {
-  if (v == (double)(long long)v)
+  if (lc_num_is_ll(v))
     lc_pushint(L, (long long)v);
   else
     lua_pushnumber(L, v);

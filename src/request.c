@@ -1,5 +1,6 @@
 /* One request as a small state machine (queued until a time, running, done) and the multi that drives many.
    Nothing here sleeps on its own: whoever drives a multi decides how to wait for its next step. */
+#include <limits.h>
 #include <math.h>
 
 #define LC_REQUEST_MT "llamacloud.request"
@@ -116,7 +117,7 @@ static void lc_request_release(lua_State *L, lc_request *r) {
   lc_request_detach(L, r);
   if (r->state != LC_ST_DONE) r->state = LC_ST_CANCELLED;
   lc_buf_free(&r->url);
-  if (r->own_headers) curl_slist_free_all(r->headers);
+  if (r->own_headers) lc_slist_free_wiped(r->headers);
   r->headers = NULL;
   r->own_headers = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, r->result_ref);
@@ -252,7 +253,7 @@ static void lc_attempt_read(lc_attempt *a) {
   if (t->cut == LC_CUT_ERROR_BODY) a->code = CURLE_OK;
   if (a->code == CURLE_OK && lc_transfer_head_complete(t)) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &a->status);
-    if (t->retry_headers) { /* most responses have none: three scans of the block saved */
+    if (t->retry_headers) { /* most responses have none (docs/performance.md) */
       a->hint = lc_retry_after(lc_transfer_header(t, "retry-after-ms", ra_ms, sizeof ra_ms),
                                lc_transfer_header(t, "retry-after", ra, sizeof ra), time(NULL));
       a->x_should = lc_transfer_header(t, "x-should-retry", a->should, sizeof a->should);
@@ -511,9 +512,11 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
 static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
   int still;
   lc_multi_start_due(L, m, list_idx);
-  if (wait_s > 0) {
-    int ms = (int)ceil(wait_s * 1000.0);
-    curl_multi_poll(m->m, NULL, 0, ms, NULL);
+  if (wait_s > 0) { /* NaN is not */
+    double ms = ceil(wait_s * 1000.0);
+    /* clamped before the cast: an overflowed int was a negative wait, and a busy loop
+       (spec/deadline_spec.lua, "a huge wait") */
+    curl_multi_poll(m->m, NULL, 0, ms < (double)INT_MAX ? (int)ms : INT_MAX, NULL);
   }
   curl_multi_perform(m->m, &still);
   lc_multi_collect(L, m, list_idx);

@@ -25,6 +25,16 @@ typedef struct lc_config {
 
 static unsigned long long lc_config_serial; /* the last lc_config id given out */
 
+static int lc_header_named(const char *line, const char *name);
+
+/* Frees a header list, the Authorization line (it holds the key) wiped first. */
+static void lc_slist_free_wiped(struct curl_slist *list) {
+  struct curl_slist *p;
+  for (p = list; p != NULL; p = p->next)
+    if (lc_header_named(p->data, "Authorization")) explicit_bzero(p->data, strlen(p->data));
+  curl_slist_free_all(list);
+}
+
 /* Frees what the config owns and zeroes it. The key is wiped with explicit_bzero, which the
    compiler may not drop as a store to memory about to be freed. */
 static void lc_config_free(lc_config *cfg) {
@@ -36,7 +46,7 @@ static void lc_config_free(lc_config *cfg) {
   free(cfg->ca_path);
   free(cfg->organization_id);
   free(cfg->project_id);
-  curl_slist_free_all(cfg->headers);
+  lc_slist_free_wiped(cfg->headers);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -304,14 +314,14 @@ static enum lc_url_verdict lc_base_url_judge(const char *url, int allow_insecure
     v = LC_URL_BAD;
   else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
     v = LC_URL_SCHEME;
+  else if (strcmp(scheme, "http") == 0 && !allow_insecure && !lc_is_loopback(host))
+    v = LC_URL_CLEAR;
   else if (curl_url_get(u, CURLUPART_USER, &extra, 0) == CURLUE_OK ||
            curl_url_get(u, CURLUPART_PASSWORD, &extra, 0) == CURLUE_OK)
     v = LC_URL_USER;
   else if (curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
            curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK)
     v = LC_URL_EXTRA;
-  else if (strcmp(scheme, "http") == 0 && !allow_insecure && !lc_is_loopback(host))
-    v = LC_URL_CLEAR;
   if (host) snprintf(hostbuf, hostlen, "%s", host);
   curl_free(extra);
   curl_free(scheme);

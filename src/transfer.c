@@ -138,7 +138,7 @@ static int lc_transfer_prepare(lc_transfer *t, unsigned long long cfg_id, const 
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  /* gzip only: each listed encoding costs libcurl work on every request, and APIs answer gzip. */
+  /* gzip only: each listed encoding costs libcurl work on every request (docs/performance.md). */
   if (curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK ||
       curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
       (proxy && curl_easy_setopt(e, CURLOPT_PROXY, proxy) != CURLE_OK) ||
@@ -172,11 +172,9 @@ static int lc_transfer_head_complete(const lc_transfer *t) {
          (n >= 3 && d[n - 1] == '\n' && d[n - 2] == '\r' && d[n - 3] == '\n');
 }
 
-/* Points the transfer at url through a CURLU handle it keeps. Given a string, libcurl parses
-   it into a handle of its own on every request (some 13,000 instructions a get); here the
-   parse happens only when the URL differs from this transfer's last one, as it does not
-   while a batch is polled. If it does not parse, libcurl gets the string and reports the
-   error itself. */
+/* Points the transfer at url through a CURLU handle it keeps, parsed only when the URL differs
+   from this transfer's last one (a string URL libcurl would parse on every request;
+   docs/performance.md). If it does not parse, libcurl gets the string and reports the error. */
 static void lc_transfer_set_url(lc_transfer *t, const char *url) {
   if (t->url_text != NULL && strcmp(t->url_text, url) == 0) return; /* CURLOPT_CURLU still set */
   free(t->url_text);
