@@ -8,9 +8,10 @@ local url = arg[1] or error("usage: finalizers_jit.lua URL [CALL ...]")
 local calls = { select(2, unpack(arg)) }
 if #calls == 0 then calls = { "decode", "get", "get_many", "wait", "wait_many" } end
 
-local armed, count, fire_at, fired = false, 0, 0, false
+-- streaming: from gc_start until the call is over (a collection may run between them).
+local armed, streaming, count, fire_at, fired = false, false, 0, 0, false
 local function tick()
-  if not armed then return -1 end
+  if not armed then return streaming and 0 or -1 end
   count = count + 1
   if count == fire_at then
     fired = true
@@ -22,10 +23,11 @@ end
 -- One run with the K-th finalizer raising (0: none); the verdict and the points the call passed.
 local function run(name, k)
   local call = driver.setup(url, name, "jit-" .. name .. "-" .. k, "gc")
+  streaming = true
   driver.gc_start(tick)
   count, fire_at, fired, armed = 0, k, false, true
   local res = { pcall(call) }
-  armed = false
+  armed, streaming = false, false
   driver.gc_stop()
   local ok, verdict = pcall(driver.check, name, "gc", fired, res[1], res[2], res[3])
   driver.teardown()

@@ -80,10 +80,14 @@ static void *curl_w_realloc(void *p, size_t n) { return curl_fires() ? NULL : re
 static char *curl_w_strdup(const char *s) { return curl_fires() ? NULL : strdup(s); }
 static void *curl_w_calloc(size_t n, size_t size) { return curl_fires() ? NULL : calloc(n, size); }
 
-/* oomhost.gc_tick(): 1 when this finalizer must raise, 0 to go on, -1 once disarmed (the stream stops). */
+/* Finalizers go on leaving garbage from gc_start until the call is over; armed, they count. */
+static int gc_streaming;
+
+/* oomhost.gc_tick(): 1 when this finalizer must raise, 0 to go on, -1 once the call is over (the stream
+   stops). */
 static int host_gc_tick(lua_State *L) {
   if (!fault.armed || fault.mode != MODE_GC) {
-    lua_pushinteger(L, -1);
+    lua_pushinteger(L, gc_streaming ? 0 : -1);
   } else {
     lua_pushinteger(L, fault_fires() ? 1 : 0);
     if (fault.triggered) fault.fail_at = 0; /* once: later finalizers go on */
@@ -138,6 +142,7 @@ static void run_once(const char *url, const char *call, const char *mode, long l
   lua_pushstring(L, mode);
   if (lua_pcall(L, 4, 1, 0) != 0) goto setup_failed;
   if (fault.mode == MODE_GC) {
+    gc_streaming = 1;
     get_driver_fn(L, "gc_start");
     lua_getglobal(L, "oomhost");
     lua_getfield(L, -1, "gc_tick");
@@ -152,6 +157,7 @@ static void run_once(const char *url, const char *call, const char *mode, long l
   fault.armed = 1;
   status = lua_pcall(L, 0, LUA_MULTRET, 0);
   fault.armed = 0;
+  gc_streaming = 0;
   report->count = fault.count;
   report->triggered = fault.triggered;
 
