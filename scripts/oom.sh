@@ -11,18 +11,19 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 
 # One sweep (v:mode:call), its output in $OOM_LOG/<item>.out and what its children printed in .err.
-# Options by kind: the 3 MB bodies are sampled (25 budgets spread evenly, then the last 10); the finalizer
-# sweeps run a whole collection at every point (quadratic), so past 250 points they are sampled too.
-# LeakSanitizer (about 40 ms a child under ASan) checks every child of the Lua allocator's small
-# sweeps and every third child elsewhere.
+# Options by kind: the 3 MB bodies are sampled (25 budgets spread evenly, then the last 5); the finalizer
+# sweeps run a whole collection at every point (quadratic), so past 200 points they are sampled too.
+# LeakSanitizer (about 40 ms a child under ASan) checks every child of the Lua allocator's get, wait and
+# decode sweeps, every second of its get_many and wait_many, every third elsewhere.
 sweep() {
   v=${1%%:*}
   rest=${1#*:}
   mode=${rest%%:*}
   call=${rest#*:}
   case "$mode:$call" in
-    *_big) opts="--samples ${OOM_BIG_SAMPLES:-25} --tail 10 --leak-every 3" ;;
-    gc:*) opts="--dense 250 --samples 150 --tail 60 --leak-every 3" ;;
+    *_big) opts="--samples ${OOM_BIG_SAMPLES:-25} --tail 5 --leak-every 3" ;;
+    gc:*) opts="--dense 200 --samples 100 --tail 40 --leak-every 3" ;;
+    lua:*_many) opts="--leak-every 2" ;;
     lua:*) opts="--leak-every 1" ;;
     *) opts="--leak-every 3" ;;
   esac
@@ -47,8 +48,8 @@ fi
 
 # The plan of make test: every small call on both versions under Lua's allocator, the 3 MB body through
 # the decoder, get and get_many (5.4) and get (5.1); libcurl's allocator on 5.4 (libcurl does not
-# depend on the Lua version); the finalizers on 5.1. OOM_FULL=1 adds every big call on both versions
-# and the big calls under libcurl's allocator.
+# depend on the Lua version); the finalizers on 5.1 and LuaJIT (the decoder alone on LuaJIT only).
+# OOM_FULL=1 adds every big call on both versions, big calls under libcurl's allocator, 5.1's decoder.
 SMALL="decode get get_many wait wait_many"
 BIG="decode_big get_big get_many_big wait_big wait_many_big"
 plan=$*
@@ -57,10 +58,13 @@ if [ -z "$plan" ]; then
   big51="get_big"
   curlbig="get_big"
   if [ "${OOM_FULL:-}" = 1 ]; then big54=$BIG; big51=$BIG; curlbig="get_big get_many_big wait_many_big"; fi
-  for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
+  gc51="get get_many wait wait_many"
+  [ "${OOM_FULL:-}" = 1 ] && gc51=$SMALL
+  # the longest first, so the two lanes end together
+  for c in $gc51; do plan="$plan 5.1:gc:$c"; done
   for c in $SMALL $big51; do plan="$plan 5.1:lua:$c"; done
+  for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
   for c in get get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
-  for c in $SMALL; do plan="$plan 5.1:gc:$c"; done
   for c in $SMALL; do plan="$plan jit:gc:$c"; done
 fi
 versions=$(for p in $plan; do echo "${p%%:*}"; done | sort -u)

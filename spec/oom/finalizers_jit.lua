@@ -3,6 +3,7 @@
 -- must fail cleanly or succeed and leave the client working; the process then closes its state (run it
 -- under ASan through scripts/oom.sh). Usage: luajit spec/oom/finalizers_jit.lua URL [CALL ...]
 local driver = require("spec.oom.driver")
+io.stdout:setvbuf("line")
 
 local url = arg[1] or error("usage: finalizers_jit.lua URL [CALL ...]")
 local calls = { select(2, unpack(arg)) }
