@@ -3,7 +3,8 @@
 # spec/oom/oom_host.c, built with ASan+UBSan for PUC 5.1 and 5.4 and loading the ASan build of
 # llamacloud.core, runs each call of spec/oom/driver.lua against the fake server with Lua's allocator
 # failing from the N-th allocation on (lua), libcurl's (curl), or an unrelated finalizer raising at the
-# N-th collection point (gc, 5.1), for every N until the call succeeds (a sample for the 3 MB bodies).
+# N-th collection point (gc: 5.1 in the host, LuaJIT through spec/oom/finalizers_jit.lua), for every N
+# until the call succeeds (a sample for the 3 MB bodies).
 # A crash, a sanitizer report, a leak, a hang or an outcome that is not a clean failure fails it.
 # Usage: scripts/oom.sh [VERSION:MODE:CALL ...]   e.g. scripts/oom.sh 5.4:lua:get 5.1:gc:wait
 #   OOM_PLAIN=1: no sanitizers (quicker, to bisect); OOM_ARGS: options for every host (--max-bad 50, ...).
@@ -49,7 +50,8 @@ fi
 # The plan of make test: every small call on both versions under Lua's allocator, the 3 MB body through
 # the decoder, get and get_many (5.4) and get (5.1); libcurl's allocator on 5.4 (libcurl does not
 # depend on the Lua version); the finalizers on 5.1 and LuaJIT (the decoder alone on LuaJIT only).
-# OOM_FULL=1 adds every big call on both versions, big calls under libcurl's allocator, 5.1's decoder.
+# OOM_FULL=1 adds every big call on both versions, big calls under libcurl's allocator, 5.1's decoder,
+# and the small calls on 5.4 with only the N-th allocation failing (lua1: an emergency collection there).
 SMALL="decode get get_many wait wait_many"
 BIG="decode_big get_big get_many_big wait_big wait_many_big"
 plan=$*
@@ -66,6 +68,7 @@ if [ -z "$plan" ]; then
   for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
   for c in get get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
   for c in $SMALL; do plan="$plan jit:gc:$c"; done
+  if [ "${OOM_FULL:-}" = 1 ]; then for c in $SMALL; do plan="$plan 5.4:lua1:$c"; done; fi
 fi
 versions=$(for p in $plan; do echo "${p%%:*}"; done | sort -u)
 

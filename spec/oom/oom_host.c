@@ -1,10 +1,13 @@
 /* A Lua host that runs one call of llamacloud with a fault armed at every budget N: Lua's allocator
-   failing from its N-th allocation on (mode lua), libcurl's (mode curl, through curl_global_init_mem), or
-   an unrelated finalizer raising at the N-th point where the collector runs (mode gc, PUC 5.1). Each
-   budget runs in a child process of its own, so a crash, a sanitizer report or a leak names its N and the
-   sweep goes on. The calls, and the verdict on what each did, are spec/oom/driver.lua's.
-   Usage: oom_host URL CALL MODE [--dense D] [--samples S] [--tail T] [--timeout SECONDS] [--only N] [--max-bad B]
-   [--leak-every K]. Prints one line per call: budgets run, the calibration's count, outcomes; exits 1 on any bad run. */
+   failing from its N-th allocation on (mode lua) or at its N-th only (lua1: on 5.4 an emergency
+   collection runs there and the call goes on), libcurl's allocations failing from the N-th on (curl,
+   through curl_global_init_mem), or an unrelated finalizer raising at the N-th point where the collector
+   runs (gc, PUC 5.1). Each budget runs in a child process of its own, so a crash, a sanitizer report or a
+   leak names its N and the sweep goes on. The calls, and the verdict on each run, are spec/oom/driver.lua's.
+   Usage: oom_host URL CALL MODE [--dense D] [--samples S] [--tail T] [--timeout SECONDS] [--only N]
+                   [--max-bad B] [--leak-every K]
+   Prints one line per call (budgets run, the calibration's count, outcomes) and one per bad run; exits 1
+   on any bad run. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +24,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-enum { MODE_LUA, MODE_CURL, MODE_GC };
+enum { MODE_LUA, MODE_CURL, MODE_GC, MODE_LUA1 };
 
 /* LeakSanitizer's check, when the host is built with it (weak: a plain build runs without). */
 extern void __lsan_do_leak_check(void) __attribute__((weak));
@@ -49,7 +52,7 @@ static report_t *report;
 static int fault_fires(void) {
   if (!fault.armed) return 0;
   fault.count++;
-  if (fault.fail_at > 0 && fault.count >= fault.fail_at) {
+  if (fault.mode == MODE_LUA1 ? fault.count == fault.fail_at : fault.fail_at > 0 && fault.count >= fault.fail_at) {
     fault.triggered = 1;
     return 1;
   }
@@ -67,7 +70,7 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     fault.live -= old;
     return NULL;
   }
-  if (nsize > old && fault.mode == MODE_LUA && fault_fires()) return NULL;
+  if (nsize > old && (fault.mode == MODE_LUA || fault.mode == MODE_LUA1) && fault_fires()) return NULL;
   p = realloc(ptr, nsize);
   if (p != NULL) fault.live = fault.live - old + nsize;
   return p;
@@ -108,7 +111,7 @@ static void get_driver_fn(lua_State *L, const char *name) {
 
 /* One run at budget fail_at (0: no fault), in the child. Fills *report. */
 static void run_once(const char *url, const char *call, const char *mode, long long fail_at) {
-  static const char *modes[] = {"lua", "curl", "gc"};
+  static const char *modes[] = {"lua", "curl", "gc", "lua1"};
   lua_State *L = lua_newstate(host_alloc, NULL);
   char tag[96];
   int base, status, nres, i;
@@ -291,8 +294,9 @@ int main(int argc, char **argv) {
   if (strcmp(a.mode, "lua") == 0) fault.mode = MODE_LUA;
   else if (strcmp(a.mode, "curl") == 0) fault.mode = MODE_CURL;
   else if (strcmp(a.mode, "gc") == 0) fault.mode = MODE_GC;
+  else if (strcmp(a.mode, "lua1") == 0) fault.mode = MODE_LUA1;
   else {
-    fprintf(stderr, "oom_host: mode must be lua, curl or gc\n");
+    fprintf(stderr, "oom_host: mode must be lua, lua1, curl or gc\n");
     return 2;
   }
   /* Before the module loads: its own curl_global_init is then only a reference count. */
