@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.." || exit 2
 
 # One sweep (v:mode:call), its output in $OOM_LOG/<item>.out and what its children printed in .err.
 # Options by kind: the 3 MB bodies are sampled (25 budgets spread evenly, then the last 5); the finalizer
-# sweeps run a whole collection at every point (quadratic), so past 200 points they are sampled too.
+# sweeps run a whole collection at every point (quadratic), so past 150 points they are sampled too
+# (60 budgets spread evenly, then the last 40).
 # LeakSanitizer (about 40 ms a child under ASan) checks every child of the Lua allocator's get, wait and
 # decode sweeps, every second of its get_many and wait_many, every third elsewhere.
 sweep() {
@@ -23,7 +24,7 @@ sweep() {
   call=${rest#*:}
   case "$mode:$call" in
     *_big) opts="--samples ${OOM_BIG_SAMPLES:-25} --tail 5 --leak-every 3" ;;
-    gc:*) opts="--dense 200 --samples 100 --tail 40 --leak-every 3" ;;
+    gc:*) opts="--dense 150 --samples 60 --tail 40 --leak-every 3" ;;
     lua:*_many) opts="--leak-every 2" ;;
     lua:*) opts="--leak-every 1" ;;
     *) opts="--leak-every 3" ;;
@@ -60,14 +61,14 @@ if [ -z "$plan" ]; then
   big51="get_big"
   curlbig="get_big"
   if [ "${OOM_FULL:-}" = 1 ]; then big54=$BIG; big51=$BIG; curlbig="get_big get_many_big wait_many_big"; fi
-  gc51="get get_many wait wait_many"
-  [ "${OOM_FULL:-}" = 1 ] && gc51=$SMALL
+  gc51="get get_index get_many wait wait_many"
+  [ "${OOM_FULL:-}" = 1 ] && gc51="$SMALL get_index"
   # the longest first, so the two lanes end together
   for c in $gc51; do plan="$plan 5.1:gc:$c"; done
   for c in $SMALL $big51; do plan="$plan 5.1:lua:$c"; done
   for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
   for c in get get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
-  for c in $SMALL; do plan="$plan jit:gc:$c"; done
+  for c in $SMALL get_index; do plan="$plan jit:gc:$c"; done
   if [ "${OOM_FULL:-}" = 1 ]; then for c in $SMALL; do plan="$plan 5.4:lua1:$c"; done; fi
 fi
 versions=$(for p in $plan; do echo "${p%%:*}"; done | sort -u)

@@ -28,6 +28,15 @@ local CALLS = {
     local id = ids_for(tag, 1, mode)[1]
     return function() return c.batches.get(id, { expand = "results", headers = { ["x-oom"] = "1" } }) end
   end,
+  -- options computed by __index: the library reads option tables raw, so these must not be used (and a
+  -- string computed there must not be kept past its life: issue 9, defect 3)
+  get_index = function(c, _, tag, mode)
+    local id = ids_for(tag, 1, mode)[1]
+    local computed = setmetatable({}, { __index = function(_, k)
+      if k == "organization_id" or k == "project_id" then return k .. string.rep("x", 40) end
+    end })
+    return function() return c.batches.get(id, computed) end
+  end,
   get_many = function(c, _, tag, mode)
     local ids = ids_for(tag, 3, mode)
     return function() return c.batches.get_many(ids, { expand = "results", concurrency = 2 }) end
@@ -94,7 +103,7 @@ local function is_batch(b) return type(b) == "table" and type(b.id) == "string" 
 local function check_success(name, a, b)
   if name == "decode" or name == "decode_big" then
     return is_batch(a) and (name == "decode" or #a.results > 20000)
-  elseif name == "get" or name == "get_big" or name == "wait" or name == "wait_big" then
+  elseif name == "get" or name == "get_index" or name == "get_big" or name == "wait" or name == "wait_big" then
     return is_batch(a) and b == nil
   end
   if type(a) ~= "table" then return false end
