@@ -27,6 +27,7 @@
 #include "decode.c"
 #include "settings.c"
 #include "request.c"
+#include "multi.c"
 #include "call.c"
 
 #define LC_CLIENT_MT "llamacloud.client"
