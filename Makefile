@@ -110,10 +110,10 @@ keyscan: $(SO)
 
 # Failure injection (docs/reliability.md): each call with Lua's or libcurl's allocator failing at every
 # budget, and with finalizers raising, under ASan+UBSan and LeakSanitizer. OOM_PLAN picks sweeps
-# (e.g. OOM_PLAN="5.4:lua:get 5.1:gc:wait"); OOM_FULL=1 runs every 3 MB sweep; OOM_PLAIN=1 builds without
-# sanitizers.
+# (e.g. OOM_PLAN="5.4:lua:get 5.1:gc:wait"); OOM_FULL=1 runs every sweep with LeakSanitizer in every
+# child; OOM_PLAIN=1 builds without sanitizers; OOM_ARGS="--only 7" runs one budget.
 oom:
-	sh scripts/oom.sh $(OOM_PLAN)
+	OOM_FULL='$(OOM_FULL)' OOM_PLAIN='$(OOM_PLAIN)' OOM_ARGS='$(OOM_ARGS)' OOM_JOBS='$(OOM_JOBS)' sh scripts/oom.sh $(OOM_PLAN)
 
 demo: $(SO)
 	@$(LUA_ENV) LUA=$(LUA) sh examples/demo.sh

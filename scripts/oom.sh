@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.." || exit 2
 # (60 budgets spread evenly, then the last 40).
 # LeakSanitizer (about half of a child's cost under ASan) checks every second child of the Lua
 # allocator's get, wait and decode sweeps, every third of its get_many and wait_many, every fourth
-# elsewhere (OOM_ARGS="--leak-every 1" checks them all); Lua's own heap is checked empty in every child.
+# elsewhere (all of them with OOM_FULL=1); Lua's own heap is checked empty in every child.
 sweep() {
   v=${1%%:*}
   rest=${1#*:}
@@ -30,6 +30,7 @@ sweep() {
     lua:*) opts="--leak-every 2" ;;
     *) opts="--leak-every 4" ;;
   esac
+  [ "${OOM_FULL:-}" = 1 ] && opts="$opts --leak-every 1"
   if [ "$OOM_PLAIN" = 1 ]; then cpath="build/oom/plain/$v/?.so"; else cpath="build/asan/$v/?.so"; fi
   if [ "$v" = jit ]; then
     # LuaJIT: spec/oom/finalizers_jit.lua in the interpreter itself, the ASan runtime preloaded
@@ -53,7 +54,8 @@ fi
 # the decoder, get and get_many (5.4) and get (5.1); libcurl's allocator on 5.4 (libcurl does not
 # depend on the Lua version); the finalizers on 5.1 and LuaJIT (the decoder alone on LuaJIT only).
 # OOM_FULL=1 adds every big call on both versions, big calls under libcurl's allocator, 5.1's decoder,
-# and the small calls on 5.4 with only the N-th allocation failing (lua1: an emergency collection there).
+# the small calls on 5.4 with only the N-th allocation failing (lua1: an emergency collection there),
+# and LeakSanitizer in every child.
 SMALL="decode get get_many wait wait_many"
 BIG="decode_big get_big get_many_big wait_big wait_many_big"
 plan=$*
@@ -121,7 +123,7 @@ export OOM_LUA_PATH='lua/?.lua;lua/?/init.lua;./?.lua'
 export OOM_BIG_FILE=$LOG/big.json
 lua5.4 -e "package.path='./?.lua;'..package.path" \
   -e "local f = assert(io.open(os.getenv('OOM_BIG_FILE'), 'wb')); f:write((require('spec.oom.bodies').big())); f:close()" || exit 2
-export OOM_URL=$url OOM_OUT=$OUT OOM_LOG=$LOG OOM_PLAIN=${OOM_PLAIN:-}
+export OOM_URL=$url OOM_OUT=$OUT OOM_LOG=$LOG OOM_PLAIN=${OOM_PLAIN:-} OOM_FULL=${OOM_FULL:-}
 
 start=$(date +%s)
 # OOM_JOBS sweeps at a time (2: both cores), each host forking one child per budget.

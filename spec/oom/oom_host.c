@@ -314,6 +314,7 @@ int main(int argc, char **argv) {
   t0 = now_s();
 
   if (only >= 0) {
+    a.leak_every = 1;
     bad = run_child(&a, only);
     printf("%s %s %s N=%lld: %s, count %lld, fault %s\n", LUA_VERSION, a.mode, a.call, only,
            bad ? "bad" : report->verdict, report->count, report->triggered ? "fired" : "not fired");
