@@ -59,7 +59,8 @@ test-steps:
 	exit $$status
 
 # The hardening checks of make test, each one step in the tally: the suite under ASan+UBSan and under
-# valgrind (their specs count too), every fuzz target for TEST_FUZZ_SECONDS, the soak, the key scan.
+# valgrind (their specs count too), every fuzz target for TEST_FUZZ_SECONDS, the soak, the key scan, and
+# the failure-injection sweeps (out of memory at every budget, raising finalizers).
 TEST_FUZZ_SECONDS ?= 30
 test-hardening:
 	@status=0; export LLAMACLOUD_TALLY=$(TALLY); \
@@ -68,6 +69,7 @@ test-hardening:
 	sh scripts/step.sh fuzz env FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) sh scripts/fuzz.sh || status=1; \
 	sh scripts/step.sh soak $(MAKE) --no-print-directory soak LUA_VERSION=5.4 || status=1; \
 	sh scripts/step.sh keyscan $(MAKE) --no-print-directory keyscan LUA_VERSION=5.4 || status=1; \
+	sh scripts/step.sh oom sh scripts/oom.sh || status=1; \
 	exit $$status
 
 # The spec suite on one interpreter (LUA_VERSION), e.g. make test-one LUA_VERSION=jit BUSTED_ARGS=spec/get_spec.lua
@@ -114,7 +116,7 @@ bench-callgrind: $(SO)
 # Hardening (docs/reliability.md): the whole spec suite under ASan+UBSan and under valgrind, every fuzz
 # target for FUZZ_SECONDS each (FUZZ_TARGETS picks some), the soak, and the API key scan.
 FUZZ_SECONDS ?= 60
-.PHONY: asan valgrind fuzz soak keyscan
+.PHONY: asan valgrind fuzz soak keyscan oom
 asan:
 	LUA_VERSION=$(LUA_VERSION) sh scripts/sanitize.sh $(BUSTED_ARGS)
 
@@ -129,6 +131,13 @@ soak: $(SO)
 
 keyscan: $(SO)
 	LUA_VERSION=$(LUA_VERSION) sh scripts/keyscan.sh $(BUSTED_ARGS)
+
+# Failure injection (docs/reliability.md): each call with Lua's or libcurl's allocator failing at every
+# budget, and with finalizers raising, under ASan+UBSan and LeakSanitizer. OOM_PLAN picks sweeps
+# (e.g. OOM_PLAN="5.4:lua:get 5.1:gc:wait"); OOM_FULL=1 runs every sweep with LeakSanitizer in every
+# child; OOM_PLAIN=1 builds without sanitizers; OOM_ARGS="--only 7" runs one budget.
+oom:
+	OOM_FULL='$(OOM_FULL)' OOM_PLAIN='$(OOM_PLAIN)' OOM_ARGS='$(OOM_ARGS)' OOM_JOBS='$(OOM_JOBS)' sh scripts/oom.sh $(OOM_PLAN)
 
 demo: $(SO)
 	@$(LUA_ENV) LUA=$(LUA) sh examples/demo.sh

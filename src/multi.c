@@ -224,7 +224,7 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
   m->closed = 1; /* until the handle exists, __gc has nothing to free */
   lc_setmetatable(L, LC_MULTI_MT);
   m->m = curl_multi_init();
-  if (m->m == NULL) luaL_error(L, "llamacloud: curl_multi_init failed");
+  if (m->m == NULL) luaL_error(L, "llamacloud: out of memory (curl_multi_init failed)");
   m->closed = 0;
   m->concurrency = concurrency;
   m->earliest_deadline = HUGE_VAL;
