@@ -142,9 +142,19 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
   }
 }
 
-/* Starts what is due, lets libcurl work (waiting up to wait_s for activity when
-   wait_s > 0), and ends finished attempts, listed at list_idx when non-zero. */
-static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
+/* Refuses, before anything changes, what would pull requests or transfers out from under a step in
+   progress: a finalizer (or any Lua code) that runs while a step builds Lua values and closes the
+   multi or its client, cancels or closes a request in it, or steps it again. Raising from a __gc is
+   a warning on 5.4; the handle is then closed by its own __gc later (spec/reentry_spec.lua). */
+static void lc_multi_check_idle(lua_State *L, const lc_multi *m) {
+  if (m->busy)
+    luaL_error(L, "llamacloud: the multi is in a step: it cannot be stepped, closed, or have a request "
+                  "cancelled from inside that step (a __gc or metamethod running mid-step?)");
+}
+
+/* Starts what is due, lets libcurl work (waiting up to wait_s for activity when wait_s > 0), and
+   ends finished attempts, listed at list_idx when non-zero. Runs busy (lc_multi_run). */
+static void lc_multi_step_busy(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
   int still;
   lc_multi_start_due(L, m, list_idx);
   if (wait_s > 0) { /* NaN is not */
@@ -159,11 +169,71 @@ static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx
 
 /* One event-loop step: starts what is due, lets libcurl act on socket fd (events: a
    CURL_CSELECT_* mask) or on its timers (fd < 0), and ends finished attempts. Never blocks. */
-static void lc_multi_socket_action(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
+static void lc_multi_socket_action_busy(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
   int still;
   lc_multi_start_due(L, m, list_idx);
   curl_multi_socket_action(m->m, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, fd < 0 ? 0 : events, &still);
   lc_multi_collect(L, m, list_idx);
+}
+
+typedef struct lc_run {
+  lc_multi *m;
+  int socket;      /* socket_action rather than step */
+  double wait_s;
+  int fd, events;
+} lc_run;
+
+static char lc_multi_run_key; /* its address keys lc_multi_run_protected in the registry */
+
+static int lc_multi_run_protected(lua_State *L) {
+  lc_run *a = (lc_run *)lua_touserdata(L, 1);
+  int list_idx = lua_istable(L, 2) ? 2 : 0;
+  if (a->socket)
+    lc_multi_socket_action_busy(L, a->m, a->fd, a->events, list_idx);
+  else
+    lc_multi_step_busy(L, a->m, a->wait_s, list_idx);
+  return 0;
+}
+
+/* Runs a step with m busy, as a protected call so that busy is cleared whatever the step raises
+   (out of memory, a finalizer's error on 5.1), then raises that error again. */
+static void lc_multi_run(lua_State *L, lc_run *a, int list_idx) {
+  int rc;
+  lc_multi_check_idle(L, a->m);
+  lua_pushlightuserdata(L, &lc_multi_run_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) { /* first use in this state: cached, so later steps allocate nothing here */
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, &lc_multi_run_key);
+    lua_pushcfunction(L, lc_multi_run_protected);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, &lc_multi_run_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+  }
+  lua_pushlightuserdata(L, a);
+  if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
+  a->m->busy = 1;
+  rc = lua_pcall(L, 2, 0, 0);
+  a->m->busy = 0;
+  if (rc != 0) lua_error(L);
+}
+
+static void lc_multi_step(lua_State *L, lc_multi *m, double wait_s, int list_idx) {
+  lc_run a;
+  memset(&a, 0, sizeof a);
+  a.m = m;
+  a.wait_s = wait_s;
+  lc_multi_run(L, &a, list_idx);
+}
+
+static void lc_multi_socket_action(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
+  lc_run a;
+  memset(&a, 0, sizeof a);
+  a.m = m;
+  a.socket = 1;
+  a.fd = fd;
+  a.events = events;
+  lc_multi_run(L, &a, list_idx);
 }
 
 /* Seconds until the multi next needs a step: libcurl's own timer or the earliest due
@@ -188,6 +258,7 @@ static double lc_multi_next_wait(lc_multi *m) {
 
 /* Ends every request still in m cancelled: one kept by the caller must not stay "running" forever. */
 static void lc_multi_cancel_all(lua_State *L, lc_multi *m) {
+  lc_multi_check_idle(L, m);
   while (m->active.head) {
     lc_request *r = m->active.head;
     lc_request_detach(L, r);

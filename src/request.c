@@ -47,6 +47,7 @@ struct lc_multi {
   lc_transfer *idle;           /* pooled transfers, freed in lc_multi_close */
   unsigned long long rng;
   int closed;
+  int busy;                    /* inside lc_multi_step or lc_multi_socket_action (multi.c, lc_multi_run) */
   /* Socket interest for an event-loop host (m:watch()): filled by lc_multi_on_socket,
      read by m:sockets(); both arrays are freed in lc_multi_close. */
   int watch;
@@ -96,9 +97,12 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
 
 /* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
    connection), and drops the multi's reference to it. Safe on a request in any state. */
+static void lc_multi_check_idle(lua_State *L, const lc_multi *m); /* multi.c */
+
 static void lc_request_detach(lua_State *L, lc_request *r) {
   lc_multi *m = r->multi;
   if (m == NULL) return;
+  lc_multi_check_idle(L, m); /* a finalizer run mid-step must not pull a request out (spec/reentry_spec.lua) */
   if (r->state == LC_ST_RUNNING && r->t != NULL) {
     curl_multi_remove_handle(m->m, r->t->easy);
     lc_list_remove(&m->active, r);
