@@ -330,7 +330,7 @@ static int lc_multi_close_lua(lua_State *L) {
 static int lc_multi_counts(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
   lua_pushinteger(L, m->running);
-  lua_pushinteger(L, m->queued.n);
+  lua_pushinteger(L, m->queued.n + m->retry.n + m->ready.n);
   return 2;
 }
 
