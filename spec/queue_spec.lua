@@ -44,6 +44,40 @@ describe("the multi's queue", function()
     m:close()
   end)
 
+  it("cancels a request waiting to retry, and the others still retry", function()
+    local batches = {}
+    for i = 1, 6 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end
+    server:scenario({ api_key = KEY, batches = batches })
+    local ud = core.new({ api_key = KEY, base_url = server.url, max_retries = 1 })
+    finally(function() ud:close() end)
+    local m = ud:multi(6)
+    local reqs = {}
+    for i = 1, 6 do
+      reqs[i] = ud:request("bat-" .. i)
+      m:add(reqs[i])
+    end
+    for _ = 1, 2000 do -- until every first attempt has ended: all six wait to retry
+      m:step(0.01)
+      local running, queued = m:counts()
+      if running == 0 and queued == 6 then break end
+    end
+    assert.are.same({ 0, 6 }, { m:counts() })
+    reqs[1]:cancel()
+    reqs[6]:close()
+    reqs[3]:cancel()
+    assert.are.same({ 0, 3 }, { m:counts() })
+    drive(m, { reqs[2], reqs[4], reqs[5] })
+    for _, i in ipairs({ 1, 3, 6 }) do
+      local _, err = reqs[i]:result()
+      assert.are.same({ "APIConnectionError", "request cancelled" }, { err.name, err.message })
+    end
+    for _, i in ipairs({ 2, 4, 5 }) do
+      local b = reqs[i]:result()
+      assert.are.same({ "COMPLETED", 2 }, { b and b.status, reqs[i]:attempts() })
+    end
+    m:close()
+  end)
+
   it("ends queued retries whose deadline passes during a 429's pause, and keeps the rest", function()
     local batches = { ["bat-429"] = { steps = { { status = 429, headers = { ["retry-after"] = "2" } } } } }
     for i = 1, 10 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end
