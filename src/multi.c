@@ -335,16 +335,10 @@ static int lc_multi_run_protected(lua_State *L) {
 static void lc_multi_run(lua_State *L, lc_run *a, int list_idx) {
   int rc;
   lc_multi_check_idle(L, a->m);
+  /* Registered when the multi was made: nothing here allocates, so no finalizer can run between
+     the check above and busy being set. */
   lua_pushlightuserdata(L, &lc_multi_run_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
-  if (lua_isnil(L, -1)) { /* first use in this state: cached, so later steps allocate nothing here */
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, &lc_multi_run_key);
-    lua_pushcfunction(L, lc_multi_run_protected);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &lc_multi_run_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-  }
   lua_pushlightuserdata(L, a);
   if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
   a->m->busy = 1;
@@ -443,6 +437,14 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
   memset(m, 0, sizeof *m);
   m->closed = 1; /* until the handle exists, __gc has nothing to free */
   lc_setmetatable(L, LC_MULTI_MT);
+  lua_pushlightuserdata(L, &lc_multi_run_key); /* once per state: lc_multi_run then allocates nothing */
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) {
+    lua_pushlightuserdata(L, &lc_multi_run_key);
+    lua_pushcfunction(L, lc_multi_run_protected);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  lua_pop(L, 1);
   m->m = curl_multi_init();
   if (m->m == NULL) luaL_error(L, "llamacloud: curl_multi_init failed");
   m->closed = 0;
