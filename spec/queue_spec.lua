@@ -78,6 +78,36 @@ describe("the multi's queue", function()
     m:close()
   end)
 
+  it("never sends a request whose deadline passed, even one added while the queue is walked", function()
+    server:scenario({ api_key = KEY, batches = {
+      ["bat-slow"] = { steps = { { delay = 0.4, batch_status = "COMPLETED" } } }, ["bat-a"] = { steps = { "COMPLETED" } },
+      ["bat-b"] = { steps = { "COMPLETED" } } } })
+    local ud = core.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
+    finally(function() ud:close() end)
+    local m = ud:multi(1)
+    local slow, a = ud:request("bat-slow"), ud:request("bat-a", { deadline = core.now() + 0.1 })
+    local b = ud:request("bat-b", { deadline = -math.huge })
+    m:add(slow)
+    m:add(a)
+    -- Runs while a's deadline error is built, in the middle of the walk over the queue.
+    core.error_mt.__newindex = function(t, k, v)
+      rawset(t, k, v)
+      if b:done() == false and not t.added then
+        rawset(t, "added", true)
+        m:add(b)
+      end
+    end
+    finally(function() core.error_mt.__newindex = nil end)
+    drive(m, { slow, a })
+    core.error_mt.__newindex = nil
+    drive(m, { b })
+    local batch, err = b:result()
+    assert.are.same({ "APITimeoutError", "the request's deadline passed before it was sent", 0 },
+      { err and err.name or (batch and batch.status), err and err.message, b:attempts() })
+    assert.are.equal(0, #server:requests("id=bat-b"))
+    m:close()
+  end)
+
   it("ends queued retries whose deadline passes during a 429's pause, and keeps the rest", function()
     local batches = { ["bat-429"] = { steps = { { status = 429, headers = { ["retry-after"] = "2" } } } } }
     for i = 1, 10 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end

@@ -268,6 +268,12 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
     due = lc_heap_top(&m->ready);
     if (fresh == NULL && due == NULL) break;
     r = due != NULL && (fresh == NULL || due->seq < fresh->seq) ? due : fresh;
+    /* checked again here, where it goes out: the walk above may have missed it (added by a finalizer
+       while the queue was walked; spec/queue_spec.lua, "never sends") */
+    if (r->deadline <= now) {
+      lc_multi_expire_one(L, m, r, list_idx);
+      continue;
+    }
     if (lc_multi_start(m, r) != 0) {
       lua_pushliteral(L, "could not start a transfer (out of memory)");
       lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
