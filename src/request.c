@@ -105,12 +105,12 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
   m->idle = t;
 }
 
-/* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
-   connection), and drops the multi's reference to it. Safe on a request in any state. */
 static void lc_multi_check_idle(lua_State *L, const lc_multi *m); /* multi.c */
 static void lc_multi_unqueue(lc_multi *m, lc_request *r);        /* multi.c */
 static void lc_multi_requeue(lc_multi *m, lc_request *r);        /* multi.c */
 
+/* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
+   connection), and drops the multi's reference to it. Safe on a request in any state. */
 static void lc_request_detach(lua_State *L, lc_request *r) {
   lc_multi *m = r->multi;
   if (m == NULL) return;
