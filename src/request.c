@@ -261,7 +261,7 @@ static void lc_attempt_push_outcome(lua_State *L, lc_attempt *a) {
     lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), key);
     lc_transfer_push_headers(L, t);
     lc_error_redact_table(L, -1, key);
-    lua_setfield(L, -2, "headers");
+    lc_error_setfield(L, -2, "headers");
     lc_error_set_number(L, "status", (double)a->status);
   } else if (a->code == CURLE_OK) {
     a->out = LC_OUT_STATUS;
