@@ -79,33 +79,59 @@ describe("the multi's queue", function()
   end)
 
   it("never sends a request whose deadline passed, even one added while the queue is walked", function()
-    server:scenario({ api_key = KEY, batches = {
-      ["bat-slow"] = { steps = { { delay = 0.4, batch_status = "COMPLETED" } } }, ["bat-a"] = { steps = { "COMPLETED" } },
-      ["bat-b"] = { steps = { "COMPLETED" } } } })
-    local ud = core.new({ api_key = KEY, base_url = server.url, max_retries = 0 })
+    -- 300 retries wait out a 429's pause; their deadline passes inside it, so one step walks them all
+    -- and builds 300 errors. A finalizer the collector runs in that step adds b, whose deadline is
+    -- long gone. Before, when that happened during the walk of the retries, b was sent later.
+    local batches = { ["bat-429"] = { steps = { { status = 429, headers = { ["retry-after-ms"] = "1000" } } } },
+      ["bat-b"] = { steps = { "COMPLETED" } } }
+    for i = 1, 300 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end
+    local ud = core.new({ api_key = KEY, base_url = server.url, max_retries = 1 })
     finally(function() ud:close() end)
-    local m = ud:multi(1)
-    local slow, a = ud:request("bat-slow"), ud:request("bat-a", { deadline = core.now() + 0.1 })
-    local b = ud:request("bat-b", { deadline = -math.huge })
-    m:add(slow)
-    m:add(a)
-    -- Runs while a's deadline error is built, in the middle of the walk over the queue.
-    core.error_mt.__newindex = function(t, k, v)
-      rawset(t, k, v)
-      if b:done() == false and not t.added then
-        rawset(t, "added", true)
-        m:add(b)
+    local fired = 0
+    for _ = 1, 4 do
+      server:scenario({ api_key = KEY, batches = batches })
+      local m = ud:multi(301)
+      local reqs = { ud:request("bat-429") }
+      local deadline = core.now() + 0.7
+      for i = 1, 300 do reqs[i + 1] = ud:request("bat-" .. i, { deadline = deadline }) end
+      for i = 1, 301 do m:add(reqs[i]) end
+      local b = ud:request("bat-b", { deadline = -math.huge })
+      local armed, added = false, false
+      local function garbage(f)
+        if newproxy then
+          local p = newproxy(true)
+          getmetatable(p).__gc = f
+        else
+          setmetatable({}, { __gc = f })
+        end
       end
+      local function fin()
+        if added then return end
+        if armed then
+          added = true
+          m:add(b)
+          return
+        end
+        garbage(fin)
+      end
+      garbage(fin)
+      for _ = 1, 100000 do
+        armed = core.now() >= deadline
+        m:step(0.01)
+        armed = false
+        local running, queued = m:counts()
+        if running + queued == 0 then break end
+      end
+      if added then
+        fired = fired + 1
+        local batch, err = b:result()
+        assert.are.same({ "APITimeoutError", "the request's deadline passed before it was sent", 0 },
+          { err and err.name or (batch and batch.status), err and err.message, b:attempts() })
+      end
+      m:close()
     end
-    finally(function() core.error_mt.__newindex = nil end)
-    drive(m, { slow, a })
-    core.error_mt.__newindex = nil
-    drive(m, { b })
-    local batch, err = b:result()
-    assert.are.same({ "APITimeoutError", "the request's deadline passed before it was sent", 0 },
-      { err and err.name or (batch and batch.status), err and err.message, b:attempts() })
+    assert.is_true(fired > 0, "the finalizer never ran inside the step that walked the queue")
     assert.are.equal(0, #server:requests("id=bat-b"))
-    m:close()
   end)
 
   it("ends queued retries whose deadline passes during a 429's pause, and keeps the rest", function()
