@@ -6,8 +6,8 @@ local M = {}
 -- While a transfer is in flight a waiting coroutine looks at it this often (seconds): the
 -- most latency the mode adds to a response, and how often it costs a wake-up.
 M.POLL_INTERVAL = 0.01
--- Transfers one client runs at once for its single gets (get and wait); get_many and
--- wait_many keep their own `concurrency`.
+-- Transfers one client runs at once for its single requests (a poll loop's included); the calls
+-- that run many at once keep their own `concurrency`.
 M.CONCURRENCY = 64
 
 local function check_settings(settings)
