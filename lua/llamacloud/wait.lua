@@ -544,7 +544,7 @@ function M.wait_files(host, ud, id, opts)
   if not batch then
     local b = type(err) == "table" and err.batch
     if err.name == "PollingError" and b and b.status == "CANCELLED" then
-      batch, err = b, nil
+      batch = b
     elseif err.name == "PollingTimeoutError" then
       local files = files_of(b)
       return { batch = b, files = files, counts = count(files) }, err
