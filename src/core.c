@@ -61,6 +61,7 @@ static lc_client *lc_check_client(lua_State *L, int idx) {
 static void lc_client_close(lua_State *L, lc_client *c) {
   lc_config *cfg = &c->cfg;
   if (c->closed) return;
+  if (c->multi) lc_multi_check_idle(L, c->multi); /* refused before anything changes (spec/reentry_spec.lua) */
   c->closed = 1;
   if (c->multi) lc_multi_close(L, c->multi);
   c->multi = NULL;
@@ -371,7 +372,7 @@ static int lc_multi_close_lua(lua_State *L) {
 static int lc_multi_counts(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
   lua_pushinteger(L, m->running);
-  lua_pushinteger(L, m->queued.n);
+  lua_pushinteger(L, m->queued.n + m->retry.n + m->ready.n);
   return 2;
 }
 
