@@ -294,8 +294,7 @@ static int lc_multi_step_lua(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
   double wait = luaL_optnumber(L, 2, 0), next;
   lua_settop(L, 2);
-  lua_newtable(L);
-  lc_multi_step(L, m, wait, 3);
+  lc_multi_step(L, m, wait, -1); /* pushes the list, made while the multi is busy */
   if (lc_rawlen(L, 3) == 0) {
     lua_pushnil(L);
     lua_replace(L, 3);
@@ -353,8 +352,7 @@ static int lc_multi_socket_action_lua(lua_State *L) {
     if (strchr(e, 'e')) ev |= CURL_CSELECT_ERR;
   }
   lua_settop(L, 3);
-  lua_newtable(L);
-  lc_multi_socket_action(L, m, fd, ev, 4);
+  lc_multi_socket_action(L, m, fd, ev, -1); /* pushes the list, made while the multi is busy */
   if (lc_rawlen(L, 4) == 0) {
     lua_pushnil(L);
     lua_replace(L, 4);
