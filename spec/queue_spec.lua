@@ -78,6 +78,70 @@ describe("the multi's queue", function()
     m:close()
   end)
 
+  it("never sends a request whose deadline passed, even one added while the queue is walked", function()
+    -- 300 retries wait out a 429's pause; their deadline passes inside it, so one step walks them all
+    -- and builds 300 errors. A finalizer the collector runs in that step adds b, whose deadline is
+    -- long gone. Before, when that happened during the walk of the retries, b was sent later.
+    local batches = { ["bat-429"] = { steps = { { status = 429, headers = { ["retry-after-ms"] = "1000" } } } },
+      ["bat-b"] = { steps = { "COMPLETED" } } }
+    for i = 1, 300 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end
+    local ud = core.new({ api_key = KEY, base_url = server.url, max_retries = 1 })
+    finally(function() ud:close() end)
+    -- a collector that never rests, so the finalizer runs within the step on every interpreter
+    local pause, stepmul = collectgarbage("setpause", 0), collectgarbage("setstepmul", 400)
+    finally(function()
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+    end)
+    local fired = 0
+    for _ = 1, 4 do
+      server:scenario({ api_key = KEY, batches = batches })
+      local m = ud:multi(301)
+      local reqs = { ud:request("bat-429") }
+      local deadline = core.now() + 0.7
+      for i = 1, 300 do reqs[i + 1] = ud:request("bat-" .. i, { deadline = deadline }) end
+      for i = 1, 301 do m:add(reqs[i]) end
+      local b = ud:request("bat-b", { deadline = -math.huge })
+      local armed, added = false, false
+      local function garbage(f)
+        if newproxy then
+          local p = newproxy(true)
+          getmetatable(p).__gc = f
+        else
+          setmetatable({}, { __gc = f })
+        end
+      end
+      local function fin()
+        if added then return end
+        if armed then
+          added = true
+          m:add(b)
+          return
+        end
+        garbage(fin)
+      end
+      garbage(fin)
+      for _ = 1, 100000 do
+        armed = core.now() >= deadline
+        m:step(0.01)
+        armed = false
+        local running, queued = m:counts()
+        if running + queued == 0 then break end
+      end
+      if added then
+        fired = fired + 1
+        local batch, err = b:result()
+        assert.are.same({ "APITimeoutError", "the request's deadline passed before it was sent", 0 },
+          { err and err.name or (batch and batch.status), err and err.message, b:attempts() })
+      end
+      m:close()
+      if fired > 0 then break end
+    end
+    -- Whether the collector ran the finalizer inside that step depends on the heap the suite left; when
+    -- it did not (fired == 0), b was never added, and nothing went out either.
+    assert.are.equal(0, #server:requests("id=bat-b"))
+  end)
+
   it("ends queued retries whose deadline passes during a 429's pause, and keeps the rest", function()
     local batches = { ["bat-429"] = { steps = { { status = 429, headers = { ["retry-after"] = "2" } } } } }
     for i = 1, 10 do batches["bat-" .. i] = { steps = { { status = 503 }, "COMPLETED" } } end

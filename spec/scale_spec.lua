@@ -72,8 +72,9 @@ describe("a step", function()
     finally(function() ud:close() end)
     local small, large = paused_step_time(ud, 2000), paused_step_time(ud, 50000)
     local ratio = large / small
-    -- A walk of the queue on every step makes this about 20 or more; flat is about 1.
-    assert.is_true(ratio < 4, string.format("per-step cost ratio %.2f (%.1f us vs %.1f us)", ratio, large * 1e6,
+    -- A walk of the queue on every step made this about 150; flat is about 1. The bound is loose: a
+    -- step costs well under a microsecond, so a loaded machine moves the ratio a lot.
+    assert.is_true(ratio < 10, string.format("per-step cost ratio %.2f (%.1f us vs %.1f us)", ratio, large * 1e6,
       small * 1e6))
   end)
 end)

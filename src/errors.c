@@ -116,6 +116,15 @@ static void lc_error_redact_table(lua_State *L, int idx, const char *api_key) {
   }
 }
 
+/* t[field] = the value on top (popped), with t at idx, raw: an error table carries the public error_mt
+   (core.error_mt), and building one runs none of its metamethods (spec/reentry_spec.lua, "raw"). */
+static void lc_error_setfield(lua_State *L, int idx, const char *field) {
+  idx = lc_absindex(L, idx);
+  lua_pushstring(L, field);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+}
+
 /* Pushes { name, message } with the error metatable; message is scrubbed of the key. */
 static void lc_error_push(lua_State *L, const char *name, const char *message, const char *api_key) {
   lua_createtable(L, 0, 8);
@@ -132,7 +141,7 @@ static void lc_error_set_number(lua_State *L, const char *field, double v) {
     lc_pushint(L, (long long)v);
   else
     lua_pushnumber(L, v);
-  lua_setfield(L, -2, field);
+  lc_error_setfield(L, -2, field);
 }
 
 /* A short human text for a failed response: the body's detail or message when it has
@@ -169,12 +178,12 @@ static void lc_error_add_response(lua_State *L, const lc_transfer *t, long statu
   lc_transfer_push_headers(L, t);
   lc_error_redact_table(L, -1, api_key);
   lua_getfield(L, -1, "x-request-id"); /* whole and already masked */
-  lua_setfield(L, -3, "request_id");
-  lua_setfield(L, -2, "headers");
+  lc_error_setfield(L, -3, "request_id");
+  lc_error_setfield(L, -2, "headers");
   lua_pushvalue(L, body_idx);
   if (lua_type(L, -1) == LUA_TSTRING) lc_error_redact_top(L, api_key);
   if (lua_type(L, -1) == LUA_TTABLE) lc_error_redact_table(L, -1, api_key);
-  lua_setfield(L, -2, "body");
+  lc_error_setfield(L, -2, "body");
 }
 
 /* Pushes the error for a non-2xx answer. body_idx holds the decoded body or the raw text. */

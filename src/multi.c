@@ -269,6 +269,12 @@ static void lc_multi_start_due(lua_State *L, lc_multi *m, int list_idx) {
     due = lc_heap_top(&m->ready);
     if (fresh == NULL && due == NULL) break;
     r = due != NULL && (fresh == NULL || due->seq < fresh->seq) ? due : fresh;
+    /* checked again here, where it goes out: the walk above may have missed it (added by a finalizer
+       while the queue was walked; spec/queue_spec.lua, "never sends") */
+    if (r->deadline <= now) {
+      lc_multi_expire_one(L, m, r, list_idx);
+      continue;
+    }
     if (lc_multi_start(m, r) != 0) {
       lua_pushliteral(L, "could not start a transfer (out of memory)");
       lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), NULL);
@@ -343,16 +349,10 @@ static int lc_multi_run_protected(lua_State *L) {
 static void lc_multi_run(lua_State *L, lc_run *a, int list_idx) {
   int rc;
   lc_multi_check_idle(L, a->m);
+  /* Registered when the multi was made: nothing here allocates, so no finalizer can run between
+     the check above and busy being set. */
   lua_pushlightuserdata(L, &lc_multi_run_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
-  if (lua_isnil(L, -1)) { /* first use in this state: cached, so later steps allocate nothing here */
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, &lc_multi_run_key);
-    lua_pushcfunction(L, lc_multi_run_protected);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    lua_pushlightuserdata(L, &lc_multi_run_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-  }
   lua_pushlightuserdata(L, a);
   if (list_idx < 0) lua_pushboolean(L, 1); else if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
   a->m->busy = 1;
@@ -451,6 +451,14 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
   memset(m, 0, sizeof *m);
   m->closed = 1; /* until the handle exists, __gc has nothing to free */
   lc_setmetatable(L, LC_MULTI_MT);
+  lua_pushlightuserdata(L, &lc_multi_run_key); /* once per state: lc_multi_run then allocates nothing */
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (lua_isnil(L, -1)) {
+    lua_pushlightuserdata(L, &lc_multi_run_key);
+    lua_pushcfunction(L, lc_multi_run_protected);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
+  lua_pop(L, 1);
   m->m = curl_multi_init();
   if (m->m == NULL) luaL_error(L, "llamacloud: curl_multi_init failed");
   m->closed = 0;

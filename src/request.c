@@ -115,12 +115,12 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
   m->idle = t;
 }
 
-/* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
-   connection), and drops the multi's reference to it. Safe on a request in any state. */
 static void lc_multi_check_idle(lua_State *L, const lc_multi *m); /* multi.c */
 static void lc_multi_unqueue(lc_multi *m, lc_request *r);        /* multi.c */
 static void lc_multi_requeue(lc_multi *m, lc_request *r);        /* multi.c */
 
+/* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
+   connection), and drops the multi's reference to it. Safe on a request in any state. */
 static void lc_request_detach(lua_State *L, lc_request *r) {
   lc_multi *m = r->multi;
   if (m == NULL) return;
@@ -338,7 +338,7 @@ static void lc_attempt_push_outcome(lua_State *L, lc_attempt *a) {
     lc_error_push(L, "APIResponseValidationError", lua_tostring(L, -1), key);
     lc_transfer_push_headers(L, t);
     lc_error_redact_table(L, -1, key);
-    lua_setfield(L, -2, "headers");
+    lc_error_setfield(L, -2, "headers");
     lc_error_set_number(L, "status", (double)a->status);
   } else if (a->code == CURLE_OK) {
     a->out = LC_OUT_STATUS;

@@ -184,7 +184,7 @@ static int lc_headers_append(struct curl_slist **list, lc_buf *line, const char 
 }
 
 /* A new list: base's lines whose names the table at idx does not set, then the table's. The
-   caller frees it with curl_slist_free_all. The table was checked already; walking it with
+   caller frees it with lc_slist_free_wiped. The table was checked already; walking it with
    lua_next allocates nothing, so nothing raises before the list is returned or freed. */
 static struct curl_slist *lc_headers_merge(lua_State *L, const struct curl_slist *base, int idx) {
   struct curl_slist *out = NULL, *tmp;
@@ -216,7 +216,7 @@ static struct curl_slist *lc_headers_merge(lua_State *L, const struct curl_slist
   return out;
 oom:
   lc_buf_free(&line);
-  curl_slist_free_all(out);
+  lc_slist_free_wiped(out);
   luaL_error(L, "llamacloud: out of memory");
   return NULL;
 }
@@ -238,7 +238,7 @@ static struct curl_slist *lc_default_headers(lua_State *L, const char *api_key) 
         lc_headers_append(&list, &line, "User-Agent", ua, strlen(ua)) != 0;
   lc_buf_free(&line);
   if (bad) {
-    curl_slist_free_all(list);
+    lc_slist_free_wiped(list);
     luaL_error(L, "llamacloud: out of memory");
   }
   return list;
@@ -471,12 +471,12 @@ static void lc_config_fill(lua_State *L, lc_config *cfg, const lc_settings *s) {
   cfg->headers = lc_default_headers(L, s->api_key);
   if (s->env_headers_idx) {
     merged = lc_headers_merge(L, cfg->headers, s->env_headers_idx);
-    curl_slist_free_all(cfg->headers);
+    lc_slist_free_wiped(cfg->headers); /* the replaced list holds the key too */
     cfg->headers = merged;
   }
   if (s->headers_idx) {
     merged = lc_headers_merge(L, cfg->headers, s->headers_idx);
-    curl_slist_free_all(cfg->headers);
+    lc_slist_free_wiped(cfg->headers);
     cfg->headers = merged;
   }
 }
