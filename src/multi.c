@@ -120,6 +120,7 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   }
   t->max_body = r->cfg->max_body;
   lc_transfer_set_url(t, r->url.data);
+  lc_request_apply(r, t);
   r->attempt_timeout_ms = lc_request_attempt_timeout(r, lc_now());
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, r->attempt_timeout_ms);
@@ -326,18 +327,25 @@ typedef struct lc_run {
 
 static char lc_multi_run_key; /* its address keys lc_multi_run_protected in the registry */
 
+/* Argument 2: the list (a table), nil for none, or true to make the list here, while busy, and
+   return it: a finalizer the allocation runs is then refused too (spec/reentry_spec.lua, "finalizer"). */
 static int lc_multi_run_protected(lua_State *L) {
   lc_run *a = (lc_run *)lua_touserdata(L, 1);
-  int list_idx = lua_istable(L, 2) ? 2 : 0;
+  int make = lua_isboolean(L, 2), list_idx = lua_istable(L, 2) ? 2 : 0;
+  if (make) {
+    lua_newtable(L);
+    list_idx = 3;
+  }
   if (a->socket)
     lc_multi_socket_action_busy(L, a->m, a->fd, a->events, list_idx);
   else
     lc_multi_step_busy(L, a->m, a->wait_s, list_idx);
-  return 0;
+  return make;
 }
 
 /* Runs a step with m busy, as a protected call so that busy is cleared whatever the step raises
-   (out of memory, a finalizer's error on 5.1), then raises that error again. */
+   (out of memory, a finalizer's error on 5.1), then raises that error again. list_idx < 0: the
+   list of finished requests is made inside the step and left pushed. */
 static void lc_multi_run(lua_State *L, lc_run *a, int list_idx) {
   int rc;
   lc_multi_check_idle(L, a->m);
@@ -346,9 +354,9 @@ static void lc_multi_run(lua_State *L, lc_run *a, int list_idx) {
   lua_pushlightuserdata(L, &lc_multi_run_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, a);
-  if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
+  if (list_idx < 0) lua_pushboolean(L, 1); else if (list_idx) lua_pushvalue(L, list_idx); else lua_pushnil(L);
   a->m->busy = 1;
-  rc = lua_pcall(L, 2, 0, 0);
+  rc = lua_pcall(L, 2, list_idx < 0 ? 1 : 0, 0);
   a->m->busy = 0;
   if (rc != 0) lua_error(L);
 }

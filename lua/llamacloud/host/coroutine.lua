@@ -6,8 +6,8 @@ local M = {}
 -- While a transfer is in flight a waiting coroutine looks at it this often (seconds): the
 -- most latency the mode adds to a response, and how often it costs a wake-up.
 M.POLL_INTERVAL = 0.01
--- Transfers one client runs at once for its single gets (get and wait); get_many and
--- wait_many keep their own `concurrency`.
+-- Transfers one client runs at once for its single requests (a poll loop's included); the calls
+-- that run many at once keep their own `concurrency`.
 M.CONCURRENCY = 64
 
 local function check_settings(settings)
@@ -64,7 +64,7 @@ local function yield_sleep(s)
   coroutine.yield(s)
 end
 
--- A host (now, sleep, get, step, bind) whose waits go through settings.sleep.
+-- A host (now, sleep, run, step, enter) whose waits go through settings.sleep.
 function M.host(settings)
   settings = check_settings(settings)
   local sleep = settings.sleep or yield_sleep
@@ -92,13 +92,12 @@ function M.host(settings)
 
   -- Every waiting coroutine steps the shared multi when it wakes, which advances the
   -- others' transfers too; each leaves once its own request is done.
-  function H.get(ud, id, opts, want_raw)
+  function H.run(ud, req)
     local multi = shared[ud]
     if not multi then
       multi = ud:multi(M.CONCURRENCY)
       shared[ud] = multi
     end
-    local req = ud:request(id, opts, want_raw)
     multi:add(req)
     local _, next_wait = multi:step(0)
     while not req:done() do
@@ -118,26 +117,17 @@ function M.host(settings)
   -- With the default sleep, a call checks first that it may yield.
   local check = settings.sleep and function() end or check_yieldable
 
-  function H.bind(ud)
-    local wait = require("llamacloud.wait")
-    local batches = { outcomes = wait.outcomes }
-    function batches.get(id, opts)
-      check()
-      return H.get(ud, id, opts)
+  -- PUC 5.1 calls a generic for's iterator across a C boundary: an iterator that yields there would
+  -- fail half-way, so it is refused at the call (spec/workflow_hosts_spec.lua, "PUC 5.1").
+  local for_cannot_yield = not settings.sleep and _VERSION == "Lua 5.1" and not jit
+
+  function H.enter(label, kind)
+    check()
+    if kind == "iterator" and for_cannot_yield then
+      error("llamacloud: coroutine mode: " .. label .. " cannot yield inside a generic for on PUC Lua 5.1; "
+        .. "page with list and next_page_token instead (or give new a 'sleep' function)", 0)
     end
-    function batches.wait(id, opts)
-      check()
-      return wait.wait(H, ud, id, opts)
-    end
-    function batches.get_many(ids, opts)
-      check()
-      return wait.get_many(H, ud, ids, opts)
-    end
-    function batches.wait_many(ids, opts)
-      check()
-      return wait.wait_many(H, ud, ids, opts)
-    end
-    return batches
+    return H
   end
 
   return H
