@@ -57,6 +57,8 @@ local SURFACE = {
   { "llamacloud.Batches", function() return keys_of(client().batches) end },
   { "llamacloud.Client", function() return keys_of(client()) end },
   { "llamacloud.Config", function() return keys_of(client().config()) end },
+  { "llamacloud.Jobs", function() return keys_of(require("llamacloud").jobs) end },
+  { "llamacloud.Jobs", function() return keys_of(client().jobs) end },
   { "llamacloud.Webhooks", function() return keys_of(require("llamacloud").webhooks) end },
   { "llamacloud.host", function() return keys_of(require("llamacloud.host")) end },
   { "llamacloud.host.blocking", function() return keys_of(require("llamacloud.host.blocking")) end },
@@ -91,6 +93,9 @@ local function with(key, more)
   return opts
 end
 
+-- A create body the library accepts, for the rows that probe create's options and fields.
+local CREATE = { source_directory_id = "dir-1", config = { job = { type = "parse_v2", configuration_id = "cfg-1" } } }
+
 -- The option tables the code takes, one row per annotated class.
 local OPTIONS = {
   { "llamacloud.ClientOptions", function(key)
@@ -104,6 +109,18 @@ local OPTIONS = {
   { "llamacloud.WaitManyOptions", function(key)
       return client().batches.wait_many({}, with(key, { timeout = 0.001 }))
     end },
+  { "llamacloud.CallOptions", function(key) return client().batches.create(CREATE, with(key)) end },
+  { "llamacloud.CallOptions", function(key) return client().batches.list({}, with(key)) end },
+  { "llamacloud.CallOptions", function(key) return client().batches.each({}, with(key))() end },
+  { "llamacloud.CallOptions", function(key) return client().batches.cancel("bat-1", with(key)) end },
+  { "llamacloud.JobOptions", function(key)
+      return client().jobs.get({ type = "parse_v2", id = "pjb-1" }, with(key))
+    end },
+  { "llamacloud.WaitFilesOptions", function(key)
+      return client().batches.wait_files("bat-1", with(key, { timeout = 0.001 }))
+    end },
+  { "llamacloud.CreateParams", function(key) return client().batches.create(with(key, CREATE)) end },
+  { "llamacloud.ListParams", function(key) return client().batches.list(with(key)) end },
   { "llamacloud.CoroutineSettings", function(key) return require("llamacloud.host.coroutine").host(with(key)) end },
 }
 
