@@ -41,6 +41,15 @@ typedef struct lc_client {
   int closed;
 } lc_client;
 
+static int lc_request_gc(lua_State *L) {
+  lc_request_release(L, (lc_request *)luaL_checkudata(L, 1, LC_REQUEST_MT));
+  return 0;
+}
+
+static lc_request *lc_check_request(lua_State *L, int idx) {
+  return (lc_request *)luaL_checkudata(L, idx, LC_REQUEST_MT);
+}
+
 /* ---- the client ---- */
 
 static lc_client *lc_check_client(lua_State *L, int idx) {
@@ -100,24 +109,11 @@ static int lc_client_new(lua_State *L) {
   return 1;
 }
 
-static int lc_request_gc(lua_State *L) {
-  lc_request_release(L, (lc_request *)luaL_checkudata(L, 1, LC_REQUEST_MT));
-  return 0;
-}
 
-static lc_request *lc_check_request(lua_State *L, int idx) {
-  return (lc_request *)luaL_checkudata(L, idx, LC_REQUEST_MT);
-}
-
-/* client:get(id [, opts [, want_raw]]): blocks until done; batch, nil, hint[, raw] | nil, err, hint. */
-static int lc_client_get(lua_State *L) {
-  lc_client *c = lc_check_client(L, 1);
-  lc_request *r;
-  int ridx, nret, want_raw = lua_toboolean(L, 4);
-  lua_settop(L, 3);
-  r = lc_request_push_new(L, &lc_call_batch_get, 1, &c->cfg, 2, want_raw);
-  ridx = lua_gettop(L);
-  /* The client's multi holds only the get in flight: what a get that raised left there goes now. */
+/* Runs the request at ridx on the client's own multi until it ends; pushes what lc_request_push_result does. */
+static int lc_client_block(lua_State *L, lc_client *c, lc_request *r, int ridx) {
+  int nret;
+  /* The client's multi holds only the call in flight: what a call that raised left there goes now. */
   lc_multi_cancel_all(L, c->multi);
   lc_multi_add(L, c->multi, r, ridx);
   lc_multi_step(L, c->multi, 0, 0);
@@ -126,38 +122,84 @@ static int lc_client_get(lua_State *L) {
     lc_multi_step(L, c->multi, w < 0 ? 0.001 : w, 0);
   }
   nret = lc_request_push_result(L, r);
-  /* Nothing else sees this request: dropping its references now lets the batch go with the
+  /* Nothing else sees this request: dropping its references now lets the result go with the
      caller's last reference, not two collections later (the userdata's __gc, then the tree). */
   lc_request_release(L, r);
   return nret;
 }
 
-/* The public blocking get, a closure over its client: batch | nil, err, and no Lua frame
-   between it and the caller, so an argument error names the caller's line. */
-static int lc_client_bound_get(lua_State *L) {
+/* client:get(id [, opts [, want_raw]]): blocks until done; batch, nil, hint[, raw] | nil, err, hint. */
+static int lc_client_get(lua_State *L) {
+  lc_client *c = lc_check_client(L, 1);
+  lc_request *r;
+  int want_raw = lua_toboolean(L, 4);
+  lua_settop(L, 3);
+  r = lc_request_push_new(L, &lc_call_batch_get, 1, &c->cfg, 2, want_raw);
+  return lc_client_block(L, c, r, lua_gettop(L));
+}
+
+/* The public blocking call of a declaration that takes (id [, opts]), a closure over its client
+   (upvalue 1) and its call (upvalue 2, none for get): result | nil, err, and no Lua frame between
+   it and the caller, so an argument error names the caller's line. */
+static int lc_client_bound_call(lua_State *L) {
+  lc_client *c;
+  const lc_call *call = &lc_call_batch_get;
+  lc_request *r;
   lua_settop(L, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lc_client_get(L);
-  lua_settop(L, 6); /* ud, id, opts, the request, then the batch and the error get pushed */
+  c = lc_check_client(L, lua_upvalueindex(1));
+  if (!lua_isnone(L, lua_upvalueindex(2))) call = (const lc_call *)lua_touserdata(L, lua_upvalueindex(2));
+  r = lc_request_push_call(L, call, lua_upvalueindex(1), &c->cfg, call->id_name ? 1 : 0, call->id_name ? 2 : 1,
+                           0, 0, 0);
+  lc_client_block(L, c, r, 3);
+  lua_settop(L, 5); /* id, opts, the request, then the result and the error */
   return 2;
 }
 
-/* client:getter(): that closure. */
+/* client:getter(): that closure for get. */
 static int lc_client_getter(lua_State *L) {
   lc_check_client(L, 1);
   lua_settop(L, 1);
-  lua_pushcclosure(L, lc_client_bound_get, 1);
+  lua_pushcclosure(L, lc_client_bound_call, 1);
   return 1;
 }
 
-/* client:request(id [, opts [, want_raw]]): a request not yet started, for a multi to drive. */
+/* client:caller(call): that closure for another call. */
+static int lc_client_caller(lua_State *L) {
+  lc_check_client(L, 1);
+  lc_check_call(L, 2);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, lc_client_bound_call, 2);
+  return 1;
+}
+
+/* client:request(id [, opts [, want_raw]]): a get not yet started, for a multi to drive. */
 static int lc_client_request(lua_State *L) {
   lc_client *c = lc_check_client(L, 1);
   int want_raw = lua_toboolean(L, 4);
   lua_settop(L, 3);
   lc_request_push_new(L, &lc_call_batch_get, 1, &c->cfg, 2, want_raw);
   return 1;
+}
+
+/* client:prepare(call, id, opts, query, body [, want_raw]): a request of call not yet started;
+   id, query and body may be nil where the call takes none. */
+static int lc_client_prepare(lua_State *L) {
+  lc_client *c = lc_check_client(L, 1);
+  const lc_call *call = lc_check_call(L, 2);
+  int want_raw = lua_toboolean(L, 7);
+  lua_settop(L, 6);
+  lc_request_push_call(L, call, 1, &c->cfg, call->id_name ? 3 : 0, 4, lua_isnil(L, 5) ? 0 : 5,
+                       lua_isnil(L, 6) ? 0 : 6, want_raw);
+  return 1;
+}
+
+/* client:run(request): runs a request from prepare to its end, blocking; what request:result() gives. */
+static int lc_client_run(lua_State *L) {
+  lc_client *c = lc_check_client(L, 1);
+  lc_request *r = lc_check_request(L, 2);
+  if (r->state != LC_ST_NEW) luaL_error(L, "llamacloud: a request can be run once, before it runs");
+  lua_settop(L, 2);
+  return lc_client_block(L, c, r, 2);
 }
 
 /* client:multi([concurrency]): a multi of its own, with its own connection pool. */
@@ -418,7 +460,8 @@ static void lc_register_class(lua_State *L, const char *name, const luaL_Reg *me
 int luaopen_llamacloud_core(lua_State *L) {
   static int curl_ready = 0; /* curl_global_init is reference counted: call it once per process */
   static const luaL_Reg client_methods[] = {
-    {"get", lc_client_get}, {"getter", lc_client_getter}, {"request", lc_client_request}, {"multi", lc_client_multi},
+    {"get", lc_client_get}, {"getter", lc_client_getter}, {"caller", lc_client_caller},
+    {"request", lc_client_request}, {"prepare", lc_client_prepare}, {"run", lc_client_run}, {"multi", lc_client_multi},
     {"config", lc_client_config}, {"close", lc_client_close_lua}, {NULL, NULL}};
   static const luaL_Reg request_methods[] = {
     {"result", lc_request_result}, {"done", lc_request_done}, {"cancel", lc_request_cancel},
@@ -427,9 +470,10 @@ int luaopen_llamacloud_core(lua_State *L) {
     {"add", lc_multi_add_lua}, {"step", lc_multi_step_lua}, {"counts", lc_multi_counts},
     {"watch", lc_multi_watch}, {"sockets", lc_multi_sockets}, {"socket_action", lc_multi_socket_action_lua},
     {"close", lc_multi_close_lua}, {NULL, NULL}};
+  static const luaL_Reg call_methods[] = {{NULL, NULL}};
   static const luaL_Reg funcs[] = {
     {"new", lc_client_new}, {"decode", lc_core_decode}, {"now", lc_core_now}, {"sleep", lc_core_sleep},
-    {"error", lc_error_new_lua}, {"isatty", lc_core_isatty}, {"encode_segment", lc_core_encode_segment},
+    {"error", lc_error_new_lua}, {"call", lc_call_new_lua}, {"isatty", lc_core_isatty}, {"encode_segment", lc_core_encode_segment},
     {"retry_after", lc_core_retry_after}, {"retry_delay", lc_core_retry_delay}, {NULL, NULL}};
 
   lc_check_libcurl(L);
@@ -445,6 +489,7 @@ int luaopen_llamacloud_core(lua_State *L) {
   lc_register_class(L, LC_CLIENT_MT, client_methods, lc_client_gc);
   lc_register_class(L, LC_REQUEST_MT, request_methods, lc_request_gc);
   lc_register_class(L, LC_MULTI_MT, multi_methods, lc_multi_close_lua);
+  lc_register_class(L, LC_CALL_MT, call_methods, lc_call_gc);
 
   lua_newtable(L);
   lc_setfuncs(L, funcs, 0);

@@ -17,6 +17,7 @@ static int lc_multi_start(lc_multi *m, lc_request *r) {
   }
   t->max_body = r->cfg->max_body;
   lc_transfer_set_url(t, r->url.data);
+  lc_request_apply(r, t);
   r->attempt_timeout_ms = lc_request_attempt_timeout(r, lc_now());
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, r->headers);
   curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, r->attempt_timeout_ms);

@@ -6,6 +6,11 @@
 #define LC_REQUEST_MT "llamacloud.request"
 #define LC_MULTI_MT "llamacloud.multi"
 
+/* What a 2xx body must be (API.md, errors table): a batch (an object with string id and status), a
+   page (an object whose items is an array) or a job (an object with a string status at status or
+   job.status). */
+enum lc_shape { LC_SHAPE_BATCH, LC_SHAPE_PAGE, LC_SHAPE_JOB };
+
 enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCELLED };
 
 typedef struct lc_request lc_request;
@@ -20,7 +25,11 @@ struct lc_request {
   double deadline;             /* core.now() seconds by which the request ends (HUGE_VAL: none) */
   double start_at;             /* monotonic seconds before which the next attempt must not start */
   double attempt_started;
-  const char *method;          /* "GET": the call's, static */
+  const char *method;          /* "GET" or "POST": the call's, static */
+  int post;                    /* a POST: its body (maybe empty) goes out on every attempt */
+  lc_buf body;                 /* the request body; freed in lc_request_release */
+  enum lc_policy policy;       /* the retries the call allows */
+  enum lc_shape shape;         /* what its 2xx body must be */
   lc_buf url;                  /* the whole URL, built at creation; freed in lc_request_release */
   struct curl_slist *headers;  /* the client's list, or own_headers: freed in lc_request_release */
   int own_headers;
@@ -117,6 +126,7 @@ static void lc_request_release(lua_State *L, lc_request *r) {
   lc_request_detach(L, r);
   if (r->state != LC_ST_DONE) r->state = LC_ST_CANCELLED;
   lc_buf_free(&r->url);
+  lc_buf_free(&r->body);
   if (r->own_headers) lc_slist_free_wiped(r->headers);
   r->headers = NULL;
   r->own_headers = 0;
@@ -150,29 +160,94 @@ static long lc_request_attempt_timeout(const lc_request *r, double now) {
   return left < 1.0 ? 1 : (long)ceil(left);
 }
 
-/* Validates a 2xx body: a JSON object with string id and status. Leaves the batch on
-   the stack and returns 1, or leaves a message and returns 0. */
-static int lc_request_decode_batch(lua_State *L, lc_transfer *t) {
-  const char *err;
+/* Sets what differs between the requests a pooled transfer serves, on every attempt: the method and
+   body, and for a create a connection of its own. libcurl sends a request again by itself when a
+   reused connection turns out dead, which for a create could make a second batch: a fresh
+   connection is never retried that way (CURLOPT_FRESH_CONNECT; spec/create_spec.lua, "kept-alive"). */
+static void lc_request_apply(const lc_request *r, lc_transfer *t) {
+  CURL *e = t->easy;
+  if (r->post) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)r->body.len);
+  } else if (t->posted) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  }
+  t->posted = r->post;
+  if (r->policy == LC_POLICY_CREATE || t->fresh) {
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, r->policy == LC_POLICY_CREATE ? 1L : 0L);
+    t->fresh = r->policy == LC_POLICY_CREATE;
+  }
+}
+
+/* Whether the table at idx is a sequence (every key 1..n; an empty table is one). */
+static int lc_request_is_array(lua_State *L, int idx) {
+  size_t n = lc_rawlen(L, idx), k = 0;
+  idx = lc_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1);
+    if (!lc_isinteger(L, -1) || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > (double)n) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    k++;
+  }
+  return k == n;
+}
+
+/* Checks the decoded body at the top against shape; 1, or 0 with the body replaced by a message. */
+static int lc_request_check_shape(lua_State *L, enum lc_shape shape) {
+  const char *why = NULL;
+  int ok;
+  if (shape == LC_SHAPE_BATCH) {
+    lua_getfield(L, -1, "id");
+    lua_getfield(L, -2, "status");
+    ok = lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TSTRING;
+    lua_pop(L, 2);
+    why = "response body is not a batch: it lacks a string 'id' and 'status'";
+  } else if (shape == LC_SHAPE_PAGE) {
+    lua_getfield(L, -1, "items");
+    ok = lua_istable(L, -1) && lc_request_is_array(L, -1);
+    lua_pop(L, 1);
+    why = "response body is not a page: it lacks an 'items' array";
+  } else {
+    lua_getfield(L, -1, "status");
+    ok = lua_type(L, -1) == LUA_TSTRING;
+    lua_pop(L, 1);
+    if (!ok) {
+      lua_getfield(L, -1, "job");
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "status");
+        ok = lua_type(L, -1) == LUA_TSTRING;
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+    why = "response body is not a job: it has no string 'status' nor 'job.status'";
+  }
+  if (ok) return 1;
+  lua_pop(L, 1);
+  lua_pushstring(L, why);
+  return 0;
+}
+
+/* Validates a 2xx body: a JSON object of the request's shape. Leaves the value on the stack and
+   returns 1, or leaves a message and returns 0. */
+static int lc_request_decode_body(lua_State *L, lc_transfer *t, enum lc_shape shape) {
+  const char *err, *p = t->body.data ? t->body.data : "", *end = p + t->body.len;
   size_t pos;
-  if (!lc_json_decode_hinted(L, t->body.data ? t->body.data : "", t->body.len, &t->top_keys, &err, &pos)) {
+  if (!lc_json_decode_hinted(L, p, t->body.len, &t->top_keys, &err, &pos)) {
     lua_pushfstring(L, "response body is not valid JSON (%s at byte %d)", err, (int)pos);
     return 0;
   }
-  if (!lua_istable(L, -1)) {
+  /* An object, not an array: told apart by the text, since both decode to tables. */
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+  if (!lua_istable(L, -1) || p == end || *p != '{') {
     lua_pop(L, 1);
     lua_pushliteral(L, "response body is not a JSON object");
     return 0;
   }
-  lua_getfield(L, -1, "id");
-  lua_getfield(L, -2, "status");
-  if (lua_type(L, -1) != LUA_TSTRING || lua_type(L, -2) != LUA_TSTRING) {
-    lua_pop(L, 3);
-    lua_pushliteral(L, "response body is not a batch: it lacks a string 'id' and 'status'");
-    return 0;
-  }
-  lua_pop(L, 2);
-  return 1;
+  return lc_request_check_shape(L, shape);
 }
 
 /* Pushes the decoded body of a failed response, or its raw text when it is not JSON. */
@@ -237,7 +312,7 @@ static void lc_attempt_push_outcome(lua_State *L, lc_attempt *a) {
     lua_pushliteral(L, "connection closed before the response headers ended");
     lc_error_push(L, "APIConnectionError", lua_tostring(L, -1), key);
   } else if (a->code == CURLE_OK && a->status >= 200 && a->status < 300) {
-    if (lc_request_decode_batch(L, a->t)) {
+    if (lc_request_decode_body(L, a->t, a->r->shape)) {
       a->out = LC_OUT_OK;
       return;
     }
@@ -280,8 +355,13 @@ static void lc_attempt_push_outcome(lua_State *L, lc_attempt *a) {
    whose pause would end at or after the deadline is not scheduled (spec/deadline_spec.lua). */
 static int lc_attempt_retry(lc_attempt *a) {
   const lc_request *r = a->r;
-  if (a->out == LC_OUT_OK || !lc_retry_wanted(a->out, a->status, a->x_should) || r->attempts > r->max_retries)
-    return 0;
+  int wanted;
+  if (a->out == LC_OUT_OK || r->attempts > r->max_retries) return 0;
+  if (r->policy == LC_POLICY_CREATE)
+    wanted = lc_retry_wanted_create(a->out, a->code, a->status, a->x_should);
+  else
+    wanted = lc_retry_wanted(a->out, a->status, a->x_should);
+  if (!wanted) return 0;
   a->delay = lc_retry_delay(r->attempts - 1, a->hint, lc_multi_random(a->m));
   return lc_now() + a->delay < r->deadline;
 }
@@ -294,6 +374,10 @@ static int lc_attempt_build(lua_State *L) {
   lc_attempt *a = (lc_attempt *)lua_touserdata(L, 1);
   lc_attempt_push_outcome(L, a);
   if ((a->retry = lc_attempt_retry(a)) != 0) return 0;
+  if (a->out != LC_OUT_OK && a->r->policy == LC_POLICY_CREATE) {
+    lua_pushboolean(L, lc_retry_may_have_created(a->out, a->code, a->status));
+    lua_setfield(L, -2, "may_have_created");
+  }
   if (a->out == LC_OUT_OK && a->r->want_raw) {
     lua_pushlstring(L, a->t->body.data, a->t->body.len);
     a->raw_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -15,6 +15,26 @@ enum lc_outcome {
   LC_OUT_INVALID     /* a 2xx that is not a batch, or a body over max_body_bytes */
 };
 
+/* What a call allows: reads (and cancel) are retried as the SDKs do; a create is sent again only
+   when its first attempt certainly did not reach the service (spec/create_spec.lua). */
+enum lc_policy { LC_POLICY_IDEMPOTENT, LC_POLICY_CREATE };
+
+/* Whether a failed attempt certainly did not reach the service: nothing connected, or the service
+   answered that it did not take the request (429, 503). */
+static int lc_retry_not_received(enum lc_outcome out, CURLcode code, long status) {
+  if (out == LC_OUT_CONNECTION)
+    return code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY;
+  return out == LC_OUT_STATUS && (status == 429 || status == 503);
+}
+
+/* Whether a create that failed this way may have made a batch: a timeout, a connection that
+   broke after it was made, or a 5xx other than 503 (spec/create_spec.lua). */
+static int lc_retry_may_have_created(enum lc_outcome out, CURLcode code, long status) {
+  if (out == LC_OUT_TIMEOUT) return 1;
+  if (out == LC_OUT_CONNECTION) return !lc_retry_not_received(out, code, status);
+  return out == LC_OUT_STATUS && status >= 500 && status != 503;
+}
+
 /* x_should_retry is the header's value or NULL. Validation errors and 3xx are never retried. */
 static int lc_retry_wanted(enum lc_outcome out, long status, const char *x_should_retry) {
   switch (out) {
@@ -31,6 +51,13 @@ static int lc_retry_wanted(enum lc_outcome out, long status, const char *x_shoul
   default:
     return 0;
   }
+}
+
+/* A create's retry: only what certainly did not reach the service, and x-should-retry may only
+   forbid it. */
+static int lc_retry_wanted_create(enum lc_outcome out, CURLcode code, long status, const char *x_should_retry) {
+  if (!lc_retry_not_received(out, code, status)) return 0;
+  return x_should_retry == NULL || strcmp(x_should_retry, "false") != 0;
 }
 
 /* A locale-independent decimal: digits with an optional fraction, optionally signed,

@@ -25,6 +25,8 @@ typedef struct lc_transfer {
   CURLU *url;           /* the URL libcurl uses; curl_url_cleanup in lc_transfer_free */
   char *url_text;       /* the string url was parsed from; freed in lc_transfer_free */
   unsigned int top_keys; /* members of the last batch decoded here: the next one's size guess */
+  int posted;           /* the handle is set for a POST (lc_request_apply) */
+  int fresh;            /* the handle is set for a fresh connection (lc_request_apply) */
   int retry_headers;    /* the block has a retry-after(-ms) or x-should-retry line: worth looking up */
   struct lc_transfer *next_idle; /* a multi's pool of idle transfers */
 } lc_transfer;
@@ -125,6 +127,7 @@ static int lc_transfer_prepare(lc_transfer *t, unsigned long long cfg_id, const 
   if (t->cfg_id == cfg_id) return 0;
   curl_easy_reset(e);
   t->cfg_id = 0;
+  t->posted = t->fresh = 0;
   free(t->url_text); /* CURLOPT_CURLU went with the reset */
   t->url_text = NULL;
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

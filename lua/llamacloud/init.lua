@@ -1,6 +1,8 @@
--- llamacloud: VERSION, new, the lazy module-level default client and the batches table bound to a client.
+-- llamacloud: VERSION, new, the lazy module-level default client and the resource tables bound to a client.
 local core = require("llamacloud.core")
 local hosts = require("llamacloud.host")
+local calls = require("llamacloud.calls")
+local binder = require("llamacloud.bind")
 
 local M = {}
 
@@ -10,8 +12,7 @@ M.null = core.null
 M.now = core.now
 
 local function bind(ud, host)
-  local batches = host.bind(ud)
-  local client = { batches = batches }
+  local client = binder.bind(ud, host)
   function client.config() return ud:config() end
   function client.close() ud:close() end
   return client
@@ -23,7 +24,7 @@ local function make(opts, host, level)
   if opts ~= nil and type(opts) ~= "table" then
     error("llamacloud: new: opts must be a table (got " .. type(opts) .. ")", level + 1)
   end
-  if host ~= nil and (type(host) ~= "table" or type(host.bind) ~= "function") then
+  if host ~= nil and (type(host) ~= "table" or type(host.step) ~= "function" or type(host.now) ~= "function") then
     error("llamacloud: new: host must be a host table (got " .. type(host) .. ")", level + 1)
   end
   -- core.new never yields; called from pcall its message carries no position of its own
@@ -48,11 +49,16 @@ local function default()
   return default_client
 end
 
-M.batches = {}
-for _, name in ipairs(hosts.BATCH_CALLS) do
-  M.batches[name] = function(...) return default().batches[name](...) end
+-- Every call at module level, on the default client; pure functions need no client.
+for _, decl in ipairs(calls.list) do
+  local resource, name = decl.resource, decl.name
+  M[resource] = M[resource] or {}
+  if decl.kind == "pure" then
+    M[resource][name] = decl.fn or require("llamacloud.wait")[name]
+  else
+    M[resource][name] = function(...) return default()[resource][name](...) end
+  end
 end
-M.batches.outcomes = hosts.outcomes
 
 M.webhooks = { verify = core.webhook_verify }
 

@@ -1,8 +1,10 @@
--- wait, get_many, wait_many and outcomes: the poll loop, its backoff and on_poll, written once for every host.
--- A host gives now(), sleep(s), get(ud, id, opts) and step(multi, max_wait); blocking hosts block in
--- them, event-loop hosts yield inside them. A host may also give stopping(): a reason once its calls
--- must let go (an exiting nginx worker), on which the loops end at their next turn.
+-- wait, get_many, wait_many, wait_files and outcomes: the poll loops, their backoff and on_poll, written
+-- once for every host. A host gives now(), sleep(s) and step(multi, max_wait), and may give run(ud, req)
+-- (one request to its end; else it is stepped on a multi of its own); blocking hosts block in them,
+-- event-loop hosts yield inside them. A host may also give stopping(): a reason once its calls must
+-- let go (an exiting nginx worker), on which the loops end at their next turn.
 local core = require("llamacloud.core")
+local calls = require("llamacloud.calls")
 
 local M = {}
 
@@ -26,6 +28,7 @@ local GET_KEYS = { expand = true, organization_id = true, project_id = true, max
                    headers = true, extra_query = true }
 local WAIT_KEYS = { interval = true, max_interval = true, backoff = true, timeout = true,
                     request_timeout = true, on_poll = true }
+local FILES_KEYS = { on_file = true, job_expand = true }
 local BACKOFFS = { linear = true, exponential = true, constant = true }
 
 -- Raises msg at the first caller outside this library (hosts add frames of their own, a
@@ -71,7 +74,7 @@ local function concurrency_of(v, fn)
 end
 
 -- Splits opts into get's own options and the wait settings, raising on anything unknown or wrong.
-local function parse(opts, fn, waiting, many)
+local function parse(opts, fn, waiting, many, files)
   if opts ~= nil and type(opts) ~= "table" then
     raise("llamacloud: " .. fn .. ": opts must be a table (got " .. type(opts) .. ")")
   end
@@ -83,6 +86,8 @@ local function parse(opts, fn, waiting, many)
     elseif waiting and WAIT_KEYS[k] then
       w[k] = v
     elseif many and k == "concurrency" then
+      w[k] = v
+    elseif files and FILES_KEYS[k] then
       w[k] = v
     elseif not waiting and k == "timeout" then
       get_opts[k] = v
@@ -109,6 +114,15 @@ local function parse(opts, fn, waiting, many)
     end
   end
   if many then w.concurrency = concurrency_of(w.concurrency, fn) end
+  if files then
+    if w.on_file ~= nil and type(w.on_file) ~= "function" then
+      raise("llamacloud: " .. fn .. ": option 'on_file' must be a function")
+    end
+    local je = w.job_expand
+    if je ~= nil and type(je) ~= "string" and type(je) ~= "table" then
+      raise("llamacloud: " .. fn .. ": option 'job_expand' must be a string or a list of strings")
+    end
+  end
   return get_opts, w
 end
 
@@ -141,6 +155,20 @@ local function checked_request(ud, id, get_opts, want_raw)
   if not ok then raise(req) end
   return req
 end
+
+-- Runs one request with the host's primitives h: h.run, or a multi of its own stepped by h.step.
+local function run(h, ud, req)
+  if h.run then return h.run(ud, req) end
+  local multi = ud:multi(1)
+  multi:add(req)
+  local _, next_wait = h.step(multi, 0)
+  while not req:done() and next_wait do
+    _, next_wait = h.step(multi, next_wait)
+  end
+  multi:close()
+  return req:result()
+end
+M.run = run
 
 -- Builds every request first, so that a bad id or option raises before anything is sent.
 local function requests_for(ud, ids, get_opts, fn, want_raw)
@@ -201,18 +229,12 @@ local function final_result(id, batch)
   return nil, polling_error(id, batch)
 end
 
--- want_raw (for the command line) also returns the body's text after the result.
-function M.wait(host, ud, id, opts, want_raw)
-  local get_opts, w = parse(opts, "wait", true, false)
-  local start = host.now()
-  local deadline = start + w.timeout
-  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
-  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
-  get_opts.deadline = deadline
+-- The poll loop of wait (and of wait_files' first part), from start until deadline.
+local function wait_loop(host, ud, id, get_opts, w, start, deadline, want_raw)
   local last, attempt = nil, 0
   while true do
     attempt = attempt + 1
-    local batch, err, hint, raw = host.get(ud, id, get_opts, want_raw)
+    local batch, err, hint, raw = run(host, ud, checked_request(ud, id, get_opts, want_raw))
     local verdict = judge(batch, err)
     if verdict == "error" then return nil, err end
     last = batch or last
@@ -239,6 +261,16 @@ function M.wait(host, ud, id, opts, want_raw)
     why = stopping(host)
     if why then return nil, cancelled_error(id, last, why) end
   end
+end
+
+-- want_raw (for the command line) also returns the body's text after the result.
+function M.wait(host, ud, id, opts, want_raw)
+  local get_opts, w = parse(opts, "wait", true, false)
+  local start = host.now()
+  -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
+  -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
+  get_opts.deadline = start + w.timeout
+  return wait_loop(host, ud, id, get_opts, w, start, get_opts.deadline, want_raw)
 end
 
 -- Runs each request of reqs on one multi; calls on_done(i, batch, err, hint) as each ends.
@@ -415,6 +447,203 @@ function M.wait_many(host, ud, ids, opts, want_raw)
   end
   multi:close()
   return out
+end
+
+-- ---- wait_files: the batch, then every file's job ----
+
+local FILE_END = { COMPLETED = true, FAILED = true, CANCELLED = true }
+local ALWAYS_COUNTED = { "COMPLETED", "FAILED", "CANCELLED", "MAPPING_FAILED", "UNMAPPED" }
+
+local function job_error_message(job)
+  if type(job) ~= "table" then return nil end
+  if type(job.job) == "table" and job.job.error_message ~= nil then return job.job.error_message end
+  return job.error_message
+end
+
+-- The report's files from an expanded batch: one entry per result, in order, and the states of
+-- those whose job is still to be polled.
+local function files_of(batch)
+  local files, polled = {}, {}
+  local results = batch and batch.results
+  if type(results) ~= "table" then return files, polled end
+  for i = 1, #results do
+    local r = results[i]
+    local f = {}
+    if type(r) == "table" then
+      f.source_directory_file_id = r.source_directory_file_id
+      f.job_reference = r.job_reference
+      f.error_message = r.error_message
+    end
+    local ref = f.job_reference
+    if f.error_message ~= nil then
+      f.status = "MAPPING_FAILED"
+    elseif type(ref) == "table" and type(ref.id) == "string" and calls.engine[ref.type] then
+      -- a job not yet seen is PENDING: the batch mapped it, nothing says it has started
+      f.status = "PENDING"
+      polled[#polled + 1] = { i = i, file = f, attempt = 0 }
+    else
+      f.status = "UNMAPPED"
+    end
+    files[i] = f
+  end
+  return files, polled
+end
+
+local function count(files)
+  local counts = {}
+  for i = 1, #ALWAYS_COUNTED do counts[ALWAYS_COUNTED[i]] = 0 end
+  for i = 1, #files do
+    local st = files[i].status
+    counts[st] = (counts[st] or 0) + 1
+  end
+  return counts
+end
+
+local function job_options(get_opts, w)
+  local o = {}
+  for k, v in pairs(get_opts) do
+    if k ~= "expand" then o[k] = v end
+  end
+  o.expand = w.job_expand
+  return o
+end
+
+-- Waits for the batch (expand=results added), then polls the job of every mapped file until it
+-- ends, at most concurrency at once over one multi. One deadline bounds it all. A 429 holds every
+-- new poll until its retry-after has passed (the multi does so for retries; this loop for a 429
+-- that outlasted them). Each step costs O(log n) in the number of files, as wait_many's.
+function M.wait_files(host, ud, id, opts)
+  local get_opts, w = parse(opts, "wait_files", true, true, true)
+  local start = host.now()
+  local deadline = start + w.timeout
+  get_opts.deadline = deadline
+  local batch_opts = {}
+  for k, v in pairs(get_opts) do batch_opts[k] = v end
+  local expand = get_opts.expand
+  if expand == nil then
+    batch_opts.expand = "results"
+  else
+    local list, has = {}, false
+    if type(expand) == "string" then expand = { expand } end
+    for i = 1, #expand do
+      list[i] = expand[i]
+      if expand[i] == "results" then has = true end
+    end
+    if not has then list[#list + 1] = "results" end
+    batch_opts.expand = list
+  end
+  local job_opts = job_options(get_opts, w)
+  -- the job options are checked now, before the first request (one request checks them)
+  checked_request(ud, id, batch_opts)
+  do
+    local ok, e = pcall(ud.prepare, ud, calls.engine.parse_v2, "x", job_opts)
+    if not ok then raise(e) end
+  end
+
+  local batch, err = wait_loop(host, ud, id, batch_opts, w, start, deadline)
+  if not batch then
+    local b = type(err) == "table" and err.batch
+    if err.name == "PollingError" and b and b.status == "CANCELLED" then
+      batch, err = b, nil
+    elseif err.name == "PollingTimeoutError" then
+      local files = files_of(b)
+      return { batch = b, files = files, counts = count(files) }, err
+    else
+      return nil, err
+    end
+  end
+
+  local files, polled = files_of(batch)
+  local report = { batch = batch, files = files }
+  local function settle(f, i)
+    if w.on_file then w.on_file(f, { index = i, elapsed = host.now() - start }) end
+  end
+  for i = 1, #files do
+    if files[i].status ~= "PENDING" then settle(files[i], i) end
+  end
+
+  local n = #polled
+  local due = {}
+  for k = 1, n do
+    local s = polled[k]
+    s.at, s.seq = start, k
+    due[k] = s -- in seq order, so already a heap
+  end
+  local multi = ud:multi(w.concurrency)
+  local by_req, pending, in_flight, seq, hold, final_err = {}, n, 0, n, 0, nil
+
+  local function on_result(s, job, e, hint)
+    local f = s.file
+    local now = host.now()
+    if job then
+      f.job = job
+      local st = calls.job_status(job)
+      f.status = st
+      if FILE_END[st] then
+        f.error_message = job_error_message(job)
+        pending = pending - 1
+        return settle(f, s.i)
+      end
+    elseif not transient(e) then
+      final_err = e
+      return
+    elseif e.status == 429 and hint then
+      if now + hint > hold then hold = now + hint end
+    end
+    local pause = interval_after(w, s.attempt)
+    if hint and hint > pause then pause = hint end
+    s.at = now + pause
+    seq = seq + 1
+    s.seq = seq
+    heap_push(due, s)
+  end
+
+  while pending > 0 and not final_err do
+    local now = host.now()
+    local why = stopping(host)
+    if why then
+      final_err = cancelled_error(id, batch, why)
+      break
+    end
+    if now >= deadline then
+      final_err = core.error("PollingTimeoutError", "the files of batch " .. id .. " did not all finish within "
+        .. w.timeout .. " s (" .. pending .. " left)", { batch = batch })
+      break
+    end
+    while in_flight < w.concurrency and due[1] and due[1].at <= now and hold <= now do
+      local s = heap_pop(due)
+      s.attempt = s.attempt + 1
+      local ref = s.file.job_reference
+      local req = ud:prepare(calls.engine[ref.type], ref.id, job_opts)
+      by_req[req] = s
+      in_flight = in_flight + 1
+      multi:add(req)
+    end
+    local finished, next_wait = host.step(multi, 0)
+    if not finished then
+      now = host.now()
+      local pause = deadline - now
+      if due[1] and in_flight < w.concurrency then
+        local at = due[1].at > hold and due[1].at or hold
+        if at - now < pause then pause = at - now end
+      end
+      if next_wait and next_wait < pause then pause = next_wait end
+      if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
+      if pause > 0 then finished = host.step(multi, pause) end
+    end
+    if finished then
+      for k = 1, #finished do
+        local req = finished[k]
+        local s = by_req[req]
+        by_req[req] = nil
+        in_flight = in_flight - 1
+        on_result(s, req:result())
+      end
+    end
+  end
+  multi:close()
+  report.counts = count(files)
+  return report, final_err
 end
 
 -- Sorts an expanded batch's results into files that got a job, files whose mapping failed

@@ -3,28 +3,16 @@ local core = require("llamacloud.core")
 
 local M = {}
 
+-- Calls that take (id [, opts]) are the C closure itself: no Lua frame to pay for, and errors
+-- point at the caller.
+M.direct = true
+
 M.now = core.now
 M.sleep = core.sleep
 
-function M.bind(ud)
-  local wait = require("llamacloud.wait")
-  -- get is the C closure itself: no Lua frame to pay for, and errors point at the caller.
-  local batches = { get = ud:getter() }
-  function batches.wait(id, opts)
-    return wait.wait(M, ud, id, opts)
-  end
-  function batches.get_many(ids, opts)
-    return wait.get_many(M, ud, ids, opts)
-  end
-  function batches.wait_many(ids, opts)
-    return wait.wait_many(M, ud, ids, opts)
-  end
-  batches.outcomes = wait.outcomes
-  return batches
-end
-
-function M.get(ud, id, opts, want_raw)
-  return ud:get(id, opts, want_raw)
+-- One request, run to its end on the client's own multi.
+function M.run(ud, req)
+  return ud:run(req)
 end
 
 -- One step of a multi, blocking in libcurl's poll for up to max_wait seconds.

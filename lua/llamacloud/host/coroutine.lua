@@ -64,7 +64,7 @@ local function yield_sleep(s)
   coroutine.yield(s)
 end
 
--- A host (now, sleep, get, step, bind) whose waits go through settings.sleep.
+-- A host (now, sleep, run, step, enter) whose waits go through settings.sleep.
 function M.host(settings)
   settings = check_settings(settings)
   local sleep = settings.sleep or yield_sleep
@@ -92,13 +92,12 @@ function M.host(settings)
 
   -- Every waiting coroutine steps the shared multi when it wakes, which advances the
   -- others' transfers too; each leaves once its own request is done.
-  function H.get(ud, id, opts, want_raw)
+  function H.run(ud, req)
     local multi = shared[ud]
     if not multi then
       multi = ud:multi(M.CONCURRENCY)
       shared[ud] = multi
     end
-    local req = ud:request(id, opts, want_raw)
     multi:add(req)
     local _, next_wait = multi:step(0)
     while not req:done() do
@@ -118,26 +117,9 @@ function M.host(settings)
   -- With the default sleep, a call checks first that it may yield.
   local check = settings.sleep and function() end or check_yieldable
 
-  function H.bind(ud)
-    local wait = require("llamacloud.wait")
-    local batches = { outcomes = wait.outcomes }
-    function batches.get(id, opts)
-      check()
-      return H.get(ud, id, opts)
-    end
-    function batches.wait(id, opts)
-      check()
-      return wait.wait(H, ud, id, opts)
-    end
-    function batches.get_many(ids, opts)
-      check()
-      return wait.get_many(H, ud, ids, opts)
-    end
-    function batches.wait_many(ids, opts)
-      check()
-      return wait.wait_many(H, ud, ids, opts)
-    end
-    return batches
+  function H.enter()
+    check()
+    return H
   end
 
   return H

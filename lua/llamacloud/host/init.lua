@@ -1,7 +1,5 @@
--- Picks how calls wait in this process (plain Lua, Neovim or OpenResty) and binds a client's batches table to it.
+-- Picks how calls wait in this process: plain Lua, Neovim or OpenResty.
 local M = {}
-
-M.BATCH_CALLS = { "get", "wait", "get_many", "wait_many" }
 
 local current
 
@@ -18,10 +16,6 @@ end
 function M.current()
   if not current then current = require("llamacloud.host." .. M.detect()) end
   return current
-end
-
-function M.outcomes(batch)
-  return require("llamacloud.wait").outcomes(batch)
 end
 
 return M

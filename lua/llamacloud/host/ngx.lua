@@ -1,7 +1,6 @@
 -- OpenResty: in phases that can yield, calls wait on ngx.semaphore while one ngx.timer per worker steps
 -- libcurl without blocking and sleeps on its hints; `init` blocks; every other phase raises.
 local core = require("llamacloud.core")
-local wait = require("llamacloud.wait")
 local blocking = require("llamacloud.host.blocking")
 local semaphore = require("ngx.semaphore")
 
@@ -31,14 +30,6 @@ local YIELDING = {
   ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
--- "yield", or "block" in init (the master, before workers exist); any other phase raises.
-local function mode(name)
-  local phase = ngx.get_phase()
-  if YIELDING[phase] then return "yield" end
-  if phase == "init" then return "block" end
-  error("llamacloud: batches." .. name .. " cannot run in nginx's '" .. phase .. "' phase, which cannot "
-    .. "yield; run it from a timer: ngx.timer.at(0, function() ... end)", 3)
-end
 
 -- The poller: one ngx.timer per worker while any multi below has work. Each entry is a
 -- client's shared multi (its waiters: request -> semaphore) or a get_many/wait_many multi
@@ -191,13 +182,12 @@ function Y.sleep(s)
   end
 end
 
-function Y.get(ud, id, opts, want_raw)
+function Y.run(ud, req)
   local e = shared[ud]
   if not e then
     e = { multi = ud:multi(M.CONCURRENCY), waiters = {} }
     shared[ud] = e
   end
-  local req = ud:request(id, opts, want_raw)
   if exiting() then return nil, core.error("APIConnectionError", EXITING, { attempts = 0 }) end
   local sema = semaphore.new()
   e.waiters[req] = sema
@@ -235,31 +225,18 @@ function Y.step(multi, max_wait)
 end
 
 M.sleep = Y.sleep
-M.get = Y.get
+M.run = Y.run
 M.step = Y.step
 M.stopping = Y.stopping
 
-function M.bind(ud)
-  local block = blocking.bind(ud)
-  local batches = { outcomes = wait.outcomes }
-  function batches.get(id, opts)
-    if mode("get") == "block" then return block.get(id, opts) end
-    local batch, err = Y.get(ud, id, opts)
-    return batch, err
-  end
-  function batches.wait(id, opts)
-    if mode("wait") == "block" then return block.wait(id, opts) end
-    return wait.wait(Y, ud, id, opts)
-  end
-  function batches.get_many(ids, opts)
-    if mode("get_many") == "block" then return block.get_many(ids, opts) end
-    return wait.get_many(Y, ud, ids, opts)
-  end
-  function batches.wait_many(ids, opts)
-    if mode("wait_many") == "block" then return block.wait_many(ids, opts) end
-    return wait.wait_many(Y, ud, ids, opts)
-  end
-  return batches
+-- The primitives a call uses in this phase: yielding ones where the phase can yield, blocking
+-- ones in init (the master, before workers exist); nil and why in any other phase.
+function M.enter(label)
+  local phase = ngx.get_phase()
+  if YIELDING[phase] then return Y end
+  if phase == "init" then return blocking end
+  return nil, "llamacloud: " .. label .. " cannot run in nginx's '" .. phase .. "' phase, which cannot "
+    .. "yield; run it from a timer: ngx.timer.at(0, function() ... end)"
 end
 
 return M

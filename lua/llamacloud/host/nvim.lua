@@ -1,7 +1,6 @@
 -- Neovim: with a callback, a call returns a handle at once and runs wait.lua in a coroutine driven by
 -- the editor's loop (vim.loop polls on libcurl's sockets, timers on its hints); without one it blocks.
 local core = require("llamacloud.core")
-local wait = require("llamacloud.wait")
 local blocking = require("llamacloud.host.blocking")
 
 local uv = vim.loop
@@ -10,7 +9,7 @@ local M = {}
 
 M.now = core.now
 M.sleep = blocking.sleep
-M.get = blocking.get
+M.run = blocking.run
 M.step = blocking.step
 
 -- Transfers one client runs at once for its callback-mode get and wait calls.
@@ -237,10 +236,9 @@ function A.sleep(s)
   task:suspend()
 end
 
-function A.get(ud, id, opts, want_raw)
+function A.run(ud, req)
   local task = current()
   local d = shared_driver(ud)
-  local req = ud:request(id, opts, want_raw)
   d.multi:add(req)
   d.waiters[req] = task
   task.req, task.req_driver = req, d
@@ -275,19 +273,12 @@ function A.step(multi, max_wait)
   return finished, d.next_wait
 end
 
-local CALLS = {
-  get = function(ud, id, opts) return A.get(ud, id, opts) end,
-  wait = function(ud, id, opts) return wait.wait(A, ud, id, opts) end,
-  get_many = function(ud, ids, opts) return wait.get_many(A, ud, ids, opts) end,
-  wait_many = function(ud, ids, opts) return wait.wait_many(A, ud, ids, opts) end,
-}
-
-local function start(name, ud, first, opts, callback)
+-- The callback adapter: fn(primitives) runs in a task on the editor's loop; callback(a, b) gets
+-- what it returns. The first part runs now, so a bad argument raises here, in the caller.
+function M.async(fn, callback)
   local task = setmetatable({ drivers = {}, callback = callback }, Task)
-  local call = CALLS[name]
-  task.co = coroutine.create(function() return call(ud, first, opts) end)
+  task.co = coroutine.create(function() return fn(A) end)
   tasks[task.co] = task
-  -- The first part runs now, so a bad argument raises here, in the caller.
   task:resume()
   task.started = true
   local handle = {}
@@ -296,26 +287,13 @@ local function start(name, ud, first, opts, callback)
   return handle
 end
 
-function M.bind(ud)
-  local block = blocking.bind(ud)
-  local batches = { outcomes = wait.outcomes }
-  for name in pairs(CALLS) do
-    batches[name] = function(first, opts, callback)
-      if callback == nil and type(opts) == "function" then opts, callback = nil, opts end
-      if callback == nil then
-        if vim.in_fast_event() then
-          error("llamacloud: batches." .. name .. " cannot block in a fast event (a vim.loop callback): pass a "
-            .. "callback as its last argument, or call it from vim.schedule", 2)
-        end
-        return block[name](first, opts)
-      end
-      if type(callback) ~= "function" then
-        error("llamacloud: batches." .. name .. ": the callback must be a function (got " .. type(callback) .. ")", 2)
-      end
-      return start(name, ud, first, opts, callback)
-    end
+-- Without a callback a call blocks, which a fast event (a vim.loop callback) must not.
+function M.enter(label)
+  if vim.in_fast_event() then
+    return nil, "llamacloud: " .. label .. " cannot block in a fast event (a vim.loop callback): pass a "
+      .. "callback as its last argument, or call it from vim.schedule"
   end
-  return batches
+  return blocking
 end
 
 return M
