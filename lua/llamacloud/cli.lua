@@ -482,9 +482,6 @@ function M.slicing_host(tick, slice)
       tick()
     end
   end
-  function H.get(ud, id, opts, want_raw)
-    return ud:get(id, opts, want_raw)
-  end
   function H.step(multi, max_wait)
     local stop = core.now() + max_wait
     local finished, next_wait = multi:step(max_wait < slice and max_wait or slice)
@@ -585,14 +582,35 @@ local function run_get_wait(command, ids, flags)
 end
 
 
--- The new calls' library client, on a host whose waits are cut into slices with tick() between
--- them (progress time moves while a request is in flight); nil, exit code when it cannot be made.
+-- The workflow commands' client: the library's calls bound to a core client on a host whose waits
+-- are cut into slices with tick() between them (progress time moves while a request is in flight),
+-- plus raw(resource, name, first, opts): the same call through its declaration in calls.lua, run
+-- with the body's text kept, so create, list, cancel and jobs get print the server's bytes as get
+-- does. nil, exit code when the client cannot be made.
 local function new_client(tick)
-  local ok, client = pcall(require("llamacloud").new, {}, M.slicing_host(tick))
+  local core = require("llamacloud.core")
+  local ok, ud = pcall(core.new, {})
   if not ok then
     -- no key, or a base URL refused: the setup is wrong, nothing was sent; a usage error
-    io.stderr:write((tostring(client):gsub("^[^\n]-:%d+: ", "")), "\n")
+    io.stderr:write(tostring(ud), "\n")
     return nil, EXIT.USAGE
+  end
+  local host = M.slicing_host(tick)
+  local client = require("llamacloud.bind").bind(ud, host)
+  client.close = function() ud:close() end
+  function client.raw(resource, name, first, opts)
+    for _, decl in ipairs(require("llamacloud.calls").list) do
+      if decl.resource == resource and decl.name == name then
+        local engine, id, o, query, body
+        if decl.prepare then
+          engine, id, o, query, body = decl.prepare(first, opts)
+        else
+          engine, id, o = decl.engine, first, opts
+        end
+        return require("llamacloud.wait").run(host, ud, ud:prepare(engine, id, o, query, body, true))
+      end
+    end
+    error("llamacloud: internal: no call " .. resource .. "." .. name)
   end
   return client
 end
@@ -627,7 +645,7 @@ local function calling(command, flags, fn)
     if msg then return false, usage_error(msg, "llamacloud " .. M.command_name(command) .. " --help") end
     error(results[2], 0)
   end
-  return true, results[2], results[3], results[4]
+  return true, results[2], results[3], results[5]
 end
 
 local function pretty_of(flags)
@@ -676,8 +694,8 @@ local function run_create(client, ids, flags)
       params.webhook_configurations[i] = conf
     end
   end
-  local ok, batch, err = calling("create", flags, function()
-    return client.batches.create(params, call_options(flags, "create"))
+  local ok, batch, err, raw = calling("create", flags, function()
+    return client.raw("batches", "create", params, call_options(flags, "create"))
   end)
   if not ok then return batch end
   if not batch then
@@ -689,7 +707,7 @@ local function run_create(client, ids, flags)
     end
     return api_error(err)
   end
-  print_value(batch, nil, flags)
+  print_value(batch, raw, flags)
   return EXIT.OK
 end
 
@@ -712,10 +730,12 @@ local function run_list(client, ids, flags)
   end
   local opts = call_options(flags, "list")
   if not flags.all then
-    local ok, page, err = calling("list", flags, function() return client.batches.list(list_params(flags), opts) end)
+    local ok, page, err, raw = calling("list", flags, function()
+      return client.raw("batches", "list", list_params(flags), opts)
+    end)
     if not ok then return page end
     if not page then return api_error(err) end
-    print_value(page, nil, flags)
+    print_value(page, raw, flags)
     return EXIT.OK
   end
   -- One batch per line, flushed at once: the lines of a page reach the reader as the page arrives,
@@ -743,12 +763,12 @@ local function run_cancel(client, ids, flags)
   if #ids ~= 1 then return usage_error("batches cancel needs one batch id", "llamacloud batches cancel --help") end
   local bad = check_id(ids[1], "batch_id")
   if bad then return usage_error(bad, "llamacloud batches cancel --help") end
-  local ok, batch, err = calling("cancel", flags, function()
-    return client.batches.cancel(ids[1], call_options(flags, "cancel"))
+  local ok, batch, err, raw = calling("cancel", flags, function()
+    return client.raw("batches", "cancel", ids[1], call_options(flags, "cancel"))
   end)
   if not ok then return batch end
   if not batch then return api_error(err, ids[1]) end
-  print_value(batch, nil, flags)
+  print_value(batch, raw, flags)
   return EXIT.OK
 end
 
@@ -763,12 +783,12 @@ local function run_job_get(client, ids, flags)
   end
   local bad = check_id(id, "job id")
   if bad then return usage_error(bad, "llamacloud jobs get --help") end
-  local ok, job, err = calling("jobs", flags, function()
-    return client.jobs.get({ type = kind, id = id }, call_options(flags, "jobs"))
+  local ok, job, err, raw = calling("jobs", flags, function()
+    return client.raw("jobs", "get", { type = kind, id = id }, call_options(flags, "jobs"))
   end)
   if not ok then return job end
   if not job then return api_error(err, id) end
-  print_value(job, nil, flags)
+  print_value(job, raw, flags)
   return EXIT.OK
 end
 
