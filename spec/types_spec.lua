@@ -85,6 +85,7 @@ local function rejects(call, key)
   local ok, err = pcall(call, key)
   return not ok and tostring(err):find("unknown option '" .. key .. "'", 1, true) ~= nil
       or not ok and tostring(err):find("unknown setting '" .. key .. "'", 1, true) ~= nil
+      or not ok and tostring(err):find("unknown field '" .. key .. "'", 1, true) ~= nil
 end
 
 local function with(key, more)

@@ -142,6 +142,7 @@ function Client.close() end
 ---@field deadline? number default: none; an absolute time on `llamacloud.now()`'s clock past which no attempt starts
 
 ---@class llamacloud.WaitFilesOptions
+---@field expand? string|string[] default: "results" (always sent; other values are added to it)
 ---@field organization_id? string default: the client's
 ---@field project_id? string default: the client's
 ---@field max_retries? integer default: the client's `max_retries` (2), for every request
@@ -159,10 +160,10 @@ function Client.close() end
 
 ---The body of batches.create, as the service takes it.
 ---@class llamacloud.CreateParams
----@field source_directory_id string the directory whose files become jobs ("dir-…")
----@field config { job: { type: llamacloud.JobType, configuration_id: string } } the job made for each file
----@field webhook_configuration_ids? string[] saved webhook configurations to notify ("whc-…")
----@field webhook_configurations? llamacloud.WebhookConfiguration[] inline webhook endpoints
+---@field source_directory_id string default: none, required; the directory whose files become jobs ("dir-…")
+---@field config { job: { type: llamacloud.JobType, configuration_id: string } } default: none, required; the job made for each file
+---@field webhook_configuration_ids? string[] default: none; saved webhook configurations to notify ("whc-…")
+---@field webhook_configurations? llamacloud.WebhookConfiguration[] default: none; inline webhook endpoints
 
 ---@class llamacloud.WebhookConfiguration
 ---@field webhook_url string
@@ -173,12 +174,12 @@ function Client.close() end
 
 ---The query of batches.list and batches.each, as the service names it.
 ---@class llamacloud.ListParams
----@field status? llamacloud.BatchStatus one of the six statuses
----@field source_directory_id? string
----@field created_at_on_or_after? string an RFC 3339 date-time
----@field created_at_on_or_before? string an RFC 3339 date-time
----@field page_size? integer a positive integer
----@field page_token? string a page's next_page_token
+---@field status? llamacloud.BatchStatus default: any status; one of the six
+---@field source_directory_id? string default: any directory
+---@field created_at_on_or_after? string default: no bound; an RFC 3339 date-time
+---@field created_at_on_or_before? string default: no bound; an RFC 3339 date-time
+---@field page_size? integer default: the service's; a positive whole number
+---@field page_token? string default: the first page; a page's next_page_token
 
 ---@class llamacloud.PollInfo
 ---@field attempt integer 1 for the first poll, one more per poll
@@ -404,10 +405,16 @@ local Webhooks = {}
 ---@return "missing"|"malformed"|"mismatch"|nil reason
 function Webhooks.verify(raw_body, signature, secret) end
 
----How a client's calls wait; the host modules (llamacloud.host.*) are hosts.
+---How a client's calls wait; the host modules (llamacloud.host.*) are hosts. A host gives its way
+---to wait (now, sleep, step) and nothing about calls: one binder (llamacloud.bind) makes every call
+---from its declaration.
 ---@class llamacloud.Host
 ---@field name? string the coroutine host's is "coroutine"
 ---@field stopping? fun(): string? a reason once the host's calls must stop (an nginx worker exiting)
+---@field direct? boolean calls may block in C: a call that takes (id [, opts]) is the C closure itself
+---@field run? fun(ud: userdata, req: userdata): any, llamacloud.Error?, number? runs one request to its end (else it is stepped on a multi of its own)
+---@field enter? fun(label: string): llamacloud.Host?, string? the primitives a call uses right now (OpenResty picks by phase), or nil and why
+---@field async? fun(fn: fun(primitives: llamacloud.Host): any, any, callback: fun(result: any, err: llamacloud.Error?)): llamacloud.Handle runs fn later and calls back (Neovim)
 local Host = {}
 
 ---Seconds on a monotonic clock.
@@ -417,19 +424,8 @@ function Host.now() end
 ---@param seconds number
 function Host.sleep(seconds) end
 
----@param ud userdata the C client
----@param id string
----@param opts? llamacloud.GetOptions
----@return llamacloud.Batch?, llamacloud.Error?
-function Host.get(ud, id, opts) end
-
 ---@param multi userdata
 ---@param max_wait number
 function Host.step(multi, max_wait) end
-
----The batches table of a client on this host.
----@param ud userdata the C client
----@return llamacloud.Batches
-function Host.bind(ud) end
 
 return llamacloud
