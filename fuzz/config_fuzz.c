@@ -97,13 +97,16 @@ static int fuzz_parse(const char *url, char **scheme, char **host) {
   return ok;
 }
 
+/* The key new holds while it judges the base URL: no refusal may echo it. */
+#define FUZZ_BASE_URL_KEY "sk-fuzz"
+
 static int fuzz_base_url(lua_State *L) {
   const char *url = lua_tostring(L, 1), *out;
   int allow = lua_toboolean(L, 2);
   char *s0, *h0, *s1, *h1, *s2, *h2;
   size_t n;
   lua_settop(L, 2);
-  lc_push_base_url(L, url, allow);
+  lc_push_base_url(L, url, allow, FUZZ_BASE_URL_KEY);
   out = lua_tolstring(L, -1, &n);
   if (n > 0 && out[n - 1] == '/') fuzz_fail_input("base URL kept a trailing slash");
   if (!fuzz_parse(url, &s0, &h0)) fuzz_fail_input("accepted a URL libcurl cannot parse");
@@ -160,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       msg = lua_tostring(G, -1);
       if (msg == NULL || strncmp(msg, "llamacloud: base_url", 20) != 0)
         fuzz_fail("unexpected base_url error", data, size);
+      if (strstr(msg, FUZZ_BASE_URL_KEY) != NULL) fuzz_fail("a base_url error holds the key", data, size);
     }
     break;
   default: {

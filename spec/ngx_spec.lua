@@ -14,6 +14,15 @@ local quote, read_file, alive = util.quote, util.read_file, util.alive
 local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 
 local SCENARIO = {
+  directories = {
+    ["dir-ngx"] = { files = {
+      { id = "dfl-1", job = { steps = { { job_status = "RUNNING", delay = 0.3 }, { job_status = "COMPLETED", delay = 0.3 } },
+                              pages = { "# One" } } },
+      { id = "dfl-2", job = { steps = { "RUNNING", "FAILED" } } },
+      { id = "dfl-3", mapping_error = "unsupported file type" },
+    } },
+  },
+  created = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
   batches = {
     ["bat-slow"] = { steps = { { batch_status = "COMPLETED", delay = DELAY } } },
     ["bat-done"] = { steps = { "COMPLETED" } },
@@ -323,6 +332,30 @@ describe("ngx host", function()
     assert.is_true(took < 2, "the worker took " .. took .. " s to exit")
     -- the handler answered before the worker left: its transfers ended cancelled
     assert.are.same({ 200, "APIConnectionError" }, { receive(sock) })
+  end)
+
+  it("runs the batch workflow in a content handler without blocking the worker", function()
+    server:reset()
+    local sock = send(nginx.port, "/workflow")
+    socket.sleep(0.2)
+    -- the jobs answer after 0.3 s each: the workflow is still waiting while a plain location answers
+    local status, body = get(nginx.port, "/plain")
+    assert.are.same({ 200, "plain" }, { status, body })
+    sock:settimeout(0)
+    local data, err = sock:receive(1)
+    assert.is_nil(data)
+    assert.are.equal("timeout", err)
+    sock:settimeout(30)
+    status, body = receive(sock)
+    assert.are.equal(200, status, log())
+    -- each lists the scenario's 8 batches and the new one, in pages of 3
+    assert.are.equal("bat-new-000001 2+true 9 1/1/1/nil COMPLETED:1 bat-run", body, log())
+  end)
+
+  it("refuses the new calls in a phase that cannot yield, naming it", function()
+    get(nginx.port, "/filters")
+    assert.truthy(result("log_files"):match("^false .*batches%.wait_files cannot run in nginx's 'log' phase"))
+    assert.truthy(result("log_create"):match("^false .*batches%.create cannot run in nginx's 'log' phase"))
   end)
 
   it("logs no error of its own in the worker", function()

@@ -9,6 +9,14 @@ local ROOT = util.root()
 local quote = util.quote
 
 local SCENARIO = {
+  directories = {
+    ["dir-nvim"] = { files = {
+      { id = "dfl-1", job = { steps = { "RUNNING", "COMPLETED" }, pages = { "# One", "Two" } } },
+      { id = "dfl-2", job = { steps = { "FAILED" } } },
+      { id = "dfl-3", mapping_error = "unsupported file type" },
+    } },
+  },
+  created = { steps = { "PENDING", "RUNNING", "COMPLETED" } },
   batches = {
     ["bat-slow"] = { steps = { { batch_status = "COMPLETED", delay = DELAY } } },
     ["bat-done"] = { steps = { "COMPLETED" } },
@@ -172,6 +180,29 @@ describe("nvim host", function()
     assert.are.equal("0", r.exit, r._output)
     assert.truthy(r._output:match("bat%-demo: PENDING %(poll 1%)\nbat%-demo: RUNNING %(poll 2%)\n"
       .. "bat%-demo: COMPLETED %(poll 3%)\nbat%-demo: COMPLETED, 1 jobs, 1 failed, 0 unmapped\n"), r._output)
+  end)
+
+  it("runs the batch workflow with callbacks: create, list by pages, wait_files, jobs.get, cancel", function()
+    local r = script("workflow")
+    assert.are.equal("bat-new-000001 PENDING", r.create)
+    assert.are.equal("1 1 nil", r.list)
+    assert.are.equal("function", r.list_handle)
+    assert.are.equal("1 1 1 3 nil", r.files)
+    assert.are.equal("set", r.buffer)
+    assert.are.equal("COMPLETED 2", r.job)
+    assert.are.equal("bat-run", r.cancel)
+  end)
+
+  it("refuses each with a callback (page with list) and runs it blocking without one", function()
+    local r = script("workflow")
+    assert.truthy(r.each_callback:match("^false .*batches%.each is an iterator and cannot take a callback"), r._output)
+    assert.truthy(r.bad_create:match("^false .*llamacloud: create: 'source_directory_id' must be a string"), r._output)
+    assert.is_true(tonumber(r.each_blocking) >= 6, r._output)
+  end)
+
+  it("cancels a wait_files in flight: no callback, no handle left", function()
+    local r = script("workflow")
+    assert.are.same({ "true", "false", "" }, { r.cancel_files, r.cancel_called, r.left })
   end)
 
   it("raises a clear error for a blocking call in a fast event, where a callback works", function()

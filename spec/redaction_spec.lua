@@ -81,6 +81,26 @@ local function scenario()
 end
 
 describe("API key redaction", function()
+  describe("in new's errors", function()
+    -- A token in a base URL's query, or the key's variable given as the URL by mistake, is echoed back
+    -- by the message that refuses the URL: masked there.
+    local URLS = {
+      { "a query", "https://api.example.com/?token=" .. KEY },
+      { "a fragment", "https://api.example.com/#" .. KEY },
+      { "the key itself", KEY },
+      { "another scheme", "ftp://example.com/" .. KEY },
+    }
+    for _, case in ipairs(URLS) do
+      it("base_url with " .. case[1] .. " is refused without the key in the message", function()
+        local ok, err = pcall(llamacloud.new, { api_key = KEY, base_url = case[2] })
+        assert.is_false(ok)
+        assert.is_false(leaks(err), "the key leaked in: " .. tostring(err))
+        assert.matches("base_url must", tostring(err))
+        assert.matches("[redacted]", tostring(err), 1, true)
+      end)
+    end
+  end)
+
   local server
 
   setup(function() server = fake.start({ scenario = scenario() }) end)

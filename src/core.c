@@ -61,6 +61,7 @@ static lc_client *lc_check_client(lua_State *L, int idx) {
 static void lc_client_close(lua_State *L, lc_client *c) {
   lc_config *cfg = &c->cfg;
   if (c->closed) return;
+  if (c->multi) lc_multi_check_idle(L, c->multi); /* refused before anything changes (spec/reentry_spec.lua) */
   c->closed = 1;
   if (c->multi) lc_multi_close(L, c->multi);
   c->multi = NULL;
@@ -293,8 +294,7 @@ static int lc_multi_step_lua(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
   double wait = luaL_optnumber(L, 2, 0), next;
   lua_settop(L, 2);
-  lua_newtable(L);
-  lc_multi_step(L, m, wait, 3);
+  lc_multi_step(L, m, wait, -1); /* pushes the list, made while the multi is busy */
   if (lc_rawlen(L, 3) == 0) {
     lua_pushnil(L);
     lua_replace(L, 3);
@@ -352,8 +352,7 @@ static int lc_multi_socket_action_lua(lua_State *L) {
     if (strchr(e, 'e')) ev |= CURL_CSELECT_ERR;
   }
   lua_settop(L, 3);
-  lua_newtable(L);
-  lc_multi_socket_action(L, m, fd, ev, 4);
+  lc_multi_socket_action(L, m, fd, ev, -1); /* pushes the list, made while the multi is busy */
   if (lc_rawlen(L, 4) == 0) {
     lua_pushnil(L);
     lua_replace(L, 4);
@@ -371,7 +370,7 @@ static int lc_multi_close_lua(lua_State *L) {
 static int lc_multi_counts(lua_State *L) {
   lc_multi *m = lc_check_multi(L, 1);
   lua_pushinteger(L, m->running);
-  lua_pushinteger(L, m->queued.n);
+  lua_pushinteger(L, m->queued.n + m->retry.n + m->ready.n);
   return 2;
 }
 

@@ -16,6 +16,10 @@ enum lc_state { LC_ST_NEW, LC_ST_QUEUED, LC_ST_RUNNING, LC_ST_DONE, LC_ST_CANCEL
 typedef struct lc_request lc_request;
 typedef struct lc_multi lc_multi;
 typedef struct lc_list { lc_request *head, *tail; int n; } lc_list;
+/* A binary min-heap of queued requests (multi.c): by start time then queue order, or by queue order
+   alone. The array is reserved in lc_multi_add for every request the multi holds, so a push never
+   allocates; freed in lc_multi_close. A dirty heap is an unordered array, ordered again before use. */
+typedef struct lc_heap { lc_request **a; int n, cap, by_seq, dirty; } lc_heap;
 
 struct lc_request {
   enum lc_state state;
@@ -44,6 +48,9 @@ struct lc_request {
   int raw_ref;
   double hint;                 /* the last response's retry-after in seconds, -1 when none */
   lc_request *prev, *next;     /* the multi's queued or running list */
+  unsigned long long seq;      /* the order it was queued (again) in: who starts first among the due */
+  lc_heap *heap;               /* the multi's heap it waits in (a retry), or NULL */
+  int heap_at;                 /* its index there */
 };
 
 struct lc_multi {
@@ -52,10 +59,14 @@ struct lc_multi {
   int running;
   double pause_until;          /* a 429 holds back every new attempt of this multi until then */
   double earliest_deadline;    /* no queued request's deadline is before this (a lower bound) */
-  lc_list queued, active;      /* waiting to start (or to retry) in FIFO order; in flight */
+  lc_list queued, active;      /* added and waiting to start, in FIFO order; in flight */
+  lc_heap retry;               /* queued again, by the time each retry is due */
+  lc_heap ready;               /* retries now due, in queue order, merged with queued by seq */
+  unsigned long long seq;      /* the last seq given out */
   lc_transfer *idle;           /* pooled transfers, freed in lc_multi_close */
   unsigned long long rng;
   int closed;
+  int busy;                    /* inside lc_multi_step or lc_multi_socket_action (multi.c, lc_multi_run) */
   /* Socket interest for an event-loop host (m:watch()): filled by lc_multi_on_socket,
      read by m:sockets(); both arrays are freed in lc_multi_close. */
   int watch;
@@ -105,9 +116,14 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
 
 /* Takes r out of its multi, aborting a transfer in flight (libcurl then closes that
    connection), and drops the multi's reference to it. Safe on a request in any state. */
+static void lc_multi_check_idle(lua_State *L, const lc_multi *m); /* multi.c */
+static void lc_multi_unqueue(lc_multi *m, lc_request *r);        /* multi.c */
+static void lc_multi_requeue(lc_multi *m, lc_request *r);        /* multi.c */
+
 static void lc_request_detach(lua_State *L, lc_request *r) {
   lc_multi *m = r->multi;
   if (m == NULL) return;
+  lc_multi_check_idle(L, m); /* a finalizer run mid-step must not pull a request out (spec/reentry_spec.lua) */
   if (r->state == LC_ST_RUNNING && r->t != NULL) {
     curl_multi_remove_handle(m->m, r->t->easy);
     lc_list_remove(&m->active, r);
@@ -115,7 +131,7 @@ static void lc_request_detach(lua_State *L, lc_request *r) {
     lc_multi_give_back(m, r->t);
     r->t = NULL;
   } else if (r->state == LC_ST_QUEUED) {
-    lc_list_remove(&m->queued, r);
+    lc_multi_unqueue(m, r);
   }
   r->multi = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
@@ -441,8 +457,7 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
     r->start_at = lc_now() + a.delay;
     if (a.status == 429 && r->start_at > m->pause_until) m->pause_until = r->start_at;
     r->state = LC_ST_QUEUED;
-    lc_list_push(&m->queued, r);
-    if (r->deadline < m->earliest_deadline) m->earliest_deadline = r->deadline;
+    lc_multi_requeue(m, r); /* cannot fail: the heap was reserved when r was added */
     return;
   }
   r->ok = a.out == LC_OUT_OK;

@@ -330,27 +330,43 @@ static enum lc_url_verdict lc_base_url_judge(const char *url, int allow_insecure
   return v;
 }
 
+/* Raises the message at the top of the stack with every copy of the key masked: a base URL echoed
+   back may hold it (a token in its query, or the key's variable given as the URL's by mistake;
+   spec/redaction_spec.lua, "base_url"). */
+static void lc_settings_raise_redacted(lua_State *L, const char *api_key) {
+  lc_error_redact_top(L, api_key);
+  luaL_where(L, 1);
+  lua_insert(L, -2);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
 /* Checks a base URL and pushes it without trailing slashes. Plain http to a host other than
    loopback is refused unless allowed: the key must not travel in clear text. A query, a fragment
-   or user-info is refused: the API path would land inside them (spec/options_spec.lua). */
-static void lc_push_base_url(lua_State *L, const char *url, int allow_insecure) {
+   or user-info is refused: the API path would land inside them (spec/options_spec.lua). No message
+   holds api_key. */
+static void lc_push_base_url(lua_State *L, const char *url, int allow_insecure, const char *api_key) {
   char host[256];
   const char *e;
   switch (lc_base_url_judge(url, allow_insecure, host, sizeof host)) {
   case LC_URL_OK: break;
   case LC_URL_OOM: luaL_error(L, "llamacloud: out of memory"); break;
   case LC_URL_CLEAR:
-    luaL_error(L, "llamacloud: base_url: refusing plain http to %s, which would send the API key in clear "
-                  "text; use https, or allow_insecure_http = true", host);
+    lua_pushfstring(L, "llamacloud: base_url: refusing plain http to %s, which would send the API key in clear "
+                       "text; use https, or allow_insecure_http = true", host);
+    lc_settings_raise_redacted(L, api_key);
     break;
   case LC_URL_USER:
     /* not echoed: it may hold a password */
     luaL_error(L, "llamacloud: base_url must not contain user-info (user:password@); pass the key as api_key");
     break;
   case LC_URL_EXTRA:
-    luaL_error(L, "llamacloud: base_url must not have a query or fragment (got '%s')", url);
+    lua_pushfstring(L, "llamacloud: base_url must not have a query or fragment (got '%s')", url);
+    lc_settings_raise_redacted(L, api_key);
     break;
-  default: luaL_error(L, "llamacloud: base_url must be an http(s) URL (got '%s')", url);
+  default:
+    lua_pushfstring(L, "llamacloud: base_url must be an http(s) URL (got '%s')", url);
+    lc_settings_raise_redacted(L, api_key);
   }
   e = url + strlen(url);
   while (e > url && e[-1] == '/') e--;
@@ -407,7 +423,7 @@ static void lc_settings_read(lua_State *L, int idx, lc_settings *s) {
     s->base_url = strcmp(region, "eu") == 0 ? LC_EU_BASE_URL : LC_DEFAULT_BASE_URL;
   if (s->base_url == NULL) s->base_url = lc_push_env(L, "LLAMA_CLOUD_BASE_URL");
   if (s->base_url == NULL) s->base_url = LC_DEFAULT_BASE_URL;
-  lc_push_base_url(L, s->base_url, allow_insecure);
+  lc_push_base_url(L, s->base_url, allow_insecure, s->api_key);
   s->base_url = lua_tostring(L, -1);
 
   lc_opt_number(L, idx, "timeout", "new", &s->timeout);

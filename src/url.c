@@ -9,6 +9,7 @@ static int lc_url_unreserved(unsigned char c) {
 static int lc_url_encode(lc_buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i;
+  if (n > ((size_t)-1) / 3) return -1; /* n * 3 would wrap (a 32-bit size_t, a 1.4 GB string) */
   if (lc_buf_reserve(b, n * 3) != 0) return -1;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];

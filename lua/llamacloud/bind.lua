@@ -1,6 +1,6 @@
 -- The binder: every call of calls.lua bound to one client on one host, written once for every host.
 -- A host gives only its way to wait (see wait.lua's header) and, optionally:
---   enter(label): the primitives a call uses right now (OpenResty picks by phase), or nil and why;
+--   enter(label, kind): the primitives a call uses right now (OpenResty picks by phase), or nil and why;
 --   run(ud, req): runs one request to its end (else it is stepped on a multi of its own);
 --   direct: calls may block in C, so a "direct" call is the C closure itself (plain Lua);
 --   async(fn, callback): runs fn(primitives) later and calls back (Neovim), returning a handle.
@@ -61,7 +61,7 @@ local function bind_call(decl, ud, host)
   local impl = implementation(decl, ud)
   local function primitives()
     if not host.enter then return host end
-    local h, why = host.enter(label)
+    local h, why = host.enter(label, decl.kind)
     if not h then raise(why) end
     return h
   end

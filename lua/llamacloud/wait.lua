@@ -156,16 +156,22 @@ local function checked_request(ud, id, get_opts, want_raw)
   return req
 end
 
--- Runs one request with the host's primitives h: h.run, or a multi of its own stepped by h.step.
+-- Runs one request with the host's primitives h: h.run, or else stepped by h.step on a multi kept
+-- per client, so a host without run still reuses connections from one poll to the next. Each
+-- caller looks only at its own request, so calls that overlap (a host whose step yields) share it.
+local step_multis = setmetatable({}, { __mode = "k" }) -- client userdata -> multi
 local function run(h, ud, req)
   if h.run then return h.run(ud, req) end
-  local multi = ud:multi(1)
+  local multi = step_multis[ud]
+  if not multi then
+    multi = ud:multi(4)
+    step_multis[ud] = multi
+  end
   multi:add(req)
   local _, next_wait = h.step(multi, 0)
-  while not req:done() and next_wait do
-    _, next_wait = h.step(multi, next_wait)
+  while not req:done() do
+    _, next_wait = h.step(multi, next_wait or 0.001)
   end
-  multi:close()
   return req:result()
 end
 M.run = run
@@ -544,7 +550,7 @@ function M.wait_files(host, ud, id, opts)
   if not batch then
     local b = type(err) == "table" and err.batch
     if err.name == "PollingError" and b and b.status == "CANCELLED" then
-      batch, err = b, nil
+      batch = b
     elseif err.name == "PollingTimeoutError" then
       local files = files_of(b)
       return { batch = b, files = files, counts = count(files) }, err

@@ -6,8 +6,8 @@ local M = {}
 -- While a transfer is in flight a waiting coroutine looks at it this often (seconds): the
 -- most latency the mode adds to a response, and how often it costs a wake-up.
 M.POLL_INTERVAL = 0.01
--- Transfers one client runs at once for its single gets (get and wait); get_many and
--- wait_many keep their own `concurrency`.
+-- Transfers one client runs at once for its single requests (a poll loop's included); the calls
+-- that run many at once keep their own `concurrency`.
 M.CONCURRENCY = 64
 
 local function check_settings(settings)
@@ -117,8 +117,16 @@ function M.host(settings)
   -- With the default sleep, a call checks first that it may yield.
   local check = settings.sleep and function() end or check_yieldable
 
-  function H.enter()
+  -- PUC 5.1 calls a generic for's iterator across a C boundary: an iterator that yields there would
+  -- fail half-way, so it is refused at the call (spec/workflow_hosts_spec.lua, "PUC 5.1").
+  local for_cannot_yield = not settings.sleep and _VERSION == "Lua 5.1" and not jit
+
+  function H.enter(label, kind)
     check()
+    if kind == "iterator" and for_cannot_yield then
+      error("llamacloud: coroutine mode: " .. label .. " cannot yield inside a generic for on PUC Lua 5.1; "
+        .. "page with list and next_page_token instead (or give new a 'sleep' function)", 0)
+    end
     return H
   end
 

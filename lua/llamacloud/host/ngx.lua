@@ -32,7 +32,7 @@ local YIELDING = {
 
 
 -- The poller: one ngx.timer per worker while any multi below has work. Each entry is a
--- client's shared multi (its waiters: request -> semaphore) or a get_many/wait_many multi
+-- client's shared multi (its waiters: request -> semaphore) or the multi of a call that runs many
 -- watched for the length of one step (its finished requests collect in the entry). The
 -- poller ends once no entry is left: a waiter that died (ngx.thread.kill, ngx.exit, a client
 -- abort) loses its entry or request, and an exiting worker lets go of everything at once
@@ -205,8 +205,8 @@ function Y.step(multi, max_wait)
   local finished, next_wait = multi:step(0)
   if finished or max_wait <= 0 then return finished, next_wait end
   if not next_wait then
-    -- nothing in flight (wait_many between polls): sleep, never spin (spec/ngx_spec.lua,
-    -- "sleeps between wait_many's polls at the default interval")
+    -- nothing in flight (a poll loop of many between its polls): sleep, never spin
+    -- (spec/ngx_spec.lua, the spec "sleeps between ... polls at the default interval")
     Y.sleep(max_wait)
     return nil, nil
   end

@@ -1,0 +1,268 @@
+-- batches.create over TCP: the body it sends, its retry rule (never twice unless the first attempt
+-- certainly did not reach the service) and err.may_have_created, and its argument checks.
+local fake = require("spec.support.fake")
+local cjson = require("cjson")
+local socket = require("socket")
+
+local KEY = "sk-create-spec-key"
+
+local function params(extra)
+  local p = { source_directory_id = "dir-demo",
+              config = { job = { type = "parse_v2", configuration_id = "cfg-x" } } }
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+local DIRS = { ["dir-demo"] = { files = { { id = "dfl-1" } } } }
+
+describe("batches.create", function()
+  local server, client
+
+  local function scenario(create_steps)
+    server:scenario({ api_key = KEY, directories = DIRS, create = { steps = create_steps or {} },
+                      batches = { ["bat-x"] = { steps = { "RUNNING" } } } })
+  end
+  local function posts()
+    local out = {}
+    for _, r in ipairs(server:requests()) do
+      if r.method == "POST" then out[#out + 1] = r end
+    end
+    return out
+  end
+  -- create under pcall: a wire event must never raise.
+  local function create(p, opts, c)
+    local res = { pcall((c or client).batches.create, p or params(), opts) }
+    assert.is_true(res[1], "create raised: " .. tostring(res[2]))
+    return res[2], res[3]
+  end
+
+  setup(function()
+    server = fake.start({ scenario = { api_key = KEY } })
+    client = server:client({ api_key = KEY, max_retries = 2, timeout = 5 })
+  end)
+  teardown(function() if server then server:stop(client) end end)
+  before_each(function() scenario() end)
+
+  describe("the request", function()
+    it("POSTs the params as JSON and returns the new batch", function()
+      local batch, err = create()
+      assert.is_nil(err)
+      assert.are.equal("bat-new-000001", batch.id)
+      assert.are.equal("PENDING", batch.status)
+      assert.are.equal("dir-demo", batch.source_directory_id)
+      local p = posts()
+      assert.are.equal(1, #p)
+      assert.are.equal("/api/v2/batches", p[1].path)
+      assert.are.equal("application/json", p[1].headers["content-type"])
+      assert.are.same(params(), cjson.decode(p[1].body))
+    end)
+
+    it("sends an empty list as [] and empty webhook_headers as {}; no number or sparse array leaks", function()
+      local _, err = create(params({
+        webhook_configuration_ids = {},
+        webhook_configurations = { { webhook_url = "http://127.0.0.1:9/hook", webhook_events = {},
+                                     webhook_headers = {} } },
+      }))
+      assert.is_nil(err)
+      local body = posts()[1].body
+      assert.truthy(body:find('"webhook_configuration_ids":[]', 1, true), body)
+      assert.truthy(body:find('"webhook_events":[]', 1, true), body)
+      assert.truthy(body:find('"webhook_headers":{}', 1, true), body)
+    end)
+
+    it("writes webhook headers as a map and lists in their order", function()
+      local _, err = create(params({
+        webhook_configuration_ids = { "whc-2", "whc-1" },
+        webhook_configurations = { { webhook_url = "http://127.0.0.1:9/h", webhook_headers = { B = "2", A = "1" },
+                                     webhook_output_format = "json", webhook_signing_secret = "s" } },
+      }))
+      assert.is_nil(err)
+      local sent = cjson.decode(posts()[1].body)
+      assert.are.same({ "whc-2", "whc-1" }, sent.webhook_configuration_ids)
+      assert.are.same({ A = "1", B = "2" }, sent.webhook_configurations[1].webhook_headers)
+      assert.are.equal("json", sent.webhook_configurations[1].webhook_output_format)
+    end)
+
+    it("is also a module-level call on the default client", function()
+      local llamacloud = require("llamacloud")
+      assert.is_function(llamacloud.batches.create)
+      assert.is_function(llamacloud.batches.list)
+      assert.is_function(llamacloud.batches.each)
+      assert.is_function(llamacloud.batches.cancel)
+      assert.is_function(llamacloud.batches.wait_files)
+      assert.is_function(llamacloud.jobs.get)
+      assert.are.equal("RUNNING", llamacloud.jobs.status({ status = "RUNNING" }))
+    end)
+  end)
+
+  describe("retries only what certainly did not reach the service", function()
+    it("retries a 429", function()
+      scenario({ { status = 429, headers = { ["retry-after-ms"] = "0" } }, {} })
+      local batch, err = create()
+      assert.is_nil(err)
+      assert.are.equal("bat-new-000001", batch.id)
+      assert.are.equal(2, #posts())
+    end)
+
+    it("retries a 503", function()
+      scenario({ { status = 503, headers = { ["retry-after-ms"] = "0" } }, {} })
+      local batch, err = create()
+      assert.is_nil(err)
+      assert.truthy(batch)
+      assert.are.equal(2, #posts())
+    end)
+
+    it("after 429s to the end, says nothing was created", function()
+      scenario({ { status = 429, headers = { ["retry-after-ms"] = "0" } } })
+      local batch, err = create()
+      assert.is_nil(batch)
+      assert.are.equal("RateLimitError", err.name)
+      assert.are.equal(3, err.attempts)
+      assert.are.equal(3, #posts())
+      assert.is_falsy(err.may_have_created)
+    end)
+
+    it("retries a refused connection", function()
+      -- a port nobody listens on: bound, then closed
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local c = require("llamacloud").new({ api_key = KEY, base_url = "http://127.0.0.1:" .. port, max_retries = 2 })
+      local batch, err = create(nil, nil, c)
+      c.close()
+      assert.is_nil(batch)
+      assert.are.equal("APIConnectionError", err.name)
+      assert.are.equal(3, err.attempts)
+      assert.is_falsy(err.may_have_created)
+    end)
+
+    it("does not retry a timeout, and says a batch may have been created", function()
+      scenario({ { delay = 30 }, {} })
+      local batch, err = create(nil, { timeout = 0.3 })
+      assert.is_nil(batch)
+      assert.are.equal("APITimeoutError", err.name)
+      assert.are.equal(1, err.attempts)
+      assert.is_true(err.may_have_created)
+      assert.are.equal(1, #posts())
+    end)
+
+    it("does not retry a connection dropped after the request went out", function()
+      scenario({ { fault = "drop" }, {} })
+      local batch, err = create()
+      assert.is_nil(batch)
+      assert.are.equal("APIConnectionError", err.name)
+      assert.is_true(err.may_have_created)
+      assert.are.equal(1, #posts())
+      -- the fake made the batch its creator never heard of: list finds it
+      local page = assert(client.batches.list({ source_directory_id = "dir-demo" }))
+      assert.are.equal(1, #page.items)
+    end)
+
+    it("does not retry a reset in the middle of the answer", function()
+      scenario({ { fault = "rst_body" }, {} })
+      local _, err = create()
+      assert.are.equal("APIConnectionError", err.name)
+      assert.is_true(err.may_have_created)
+      assert.are.equal(1, #posts())
+    end)
+
+    for _, status in ipairs({ 500, 502, 504 }) do
+      it("does not retry a " .. status, function()
+        scenario({ { status = status, headers = { ["retry-after-ms"] = "0" } }, {} })
+        local _, err = create()
+        assert.are.equal("InternalServerError", err.name)
+        assert.are.equal(status, err.status)
+        assert.is_true(err.may_have_created)
+        assert.are.equal(1, #posts())
+      end)
+    end
+
+    it("does not retry a 500 even when x-should-retry says true", function()
+      scenario({ { status = 500, headers = { ["x-should-retry"] = "true", ["retry-after-ms"] = "0" } }, {} })
+      local _, err = create()
+      assert.is_true(err.may_have_created)
+      assert.are.equal(1, #posts())
+    end)
+
+    it("leaves may_have_created false on a 4xx", function()
+      scenario({ { status = 400 } })
+      local _, err = create()
+      assert.are.equal("BadRequestError", err.name)
+      assert.is_false(err.may_have_created)
+      assert.are.equal(1, #posts())
+    end)
+
+    -- libcurl sends a request again by itself on a reused connection it finds dead ("Connection
+    -- died, retrying a fresh connect"): for a create that would be a second batch.
+    it("never rides a kept-alive connection that dies after reading the POST", function()
+      scenario({ { fault = "drop" }, {} })
+      -- a get leaves a kept-alive connection in the client's pool
+      assert(client.batches.get("bat-x"))
+      local batch, err = create()
+      assert.is_nil(batch)
+      assert.are.equal("APIConnectionError", err.name)
+      assert.is_true(err.may_have_created)
+      local p = posts()
+      assert.are.equal(1, #p)
+      local get_conn = server:requests()[1].conn
+      assert.are_not.equal(get_conn, p[1].conn)
+    end)
+
+    it("other calls still reuse the connection after a create", function()
+      assert(create())
+      assert(client.batches.get("bat-x"))
+      assert(client.batches.get("bat-x"))
+      local reqs = server:requests()
+      assert.are.equal(reqs[2].conn, reqs[3].conn)
+    end)
+  end)
+
+  describe("bad input raises before anything is sent", function()
+    local cases = {
+      { "params must be a table", nil },
+      { "'source_directory_id' must be a string", { config = params().config } },
+      { "'source_directory_id' must be a string", params({ source_directory_id = 5 }) },
+      { "'config' must be a table", { source_directory_id = "d" } },
+      { "'config.job' must be a table", params({ config = {} }) },
+      { "'config.job.type' must be \"parse_v2\" or \"extract_v2\"",
+        params({ config = { job = { type = "parse", configuration_id = "c" } } }) },
+      { "'config.job.configuration_id' must be a string", params({ config = { job = { type = "parse_v2" } } }) },
+      { "unknown field 'sourceDirectoryId'", params({ sourceDirectoryId = "x" }) },
+      { "unknown field 'config.job.tier'",
+        params({ config = { job = { type = "parse_v2", configuration_id = "c", tier = 1 } } }) },
+      { "'webhook_configuration_ids' must be a list of strings", params({ webhook_configuration_ids = { [2] = "a" } }) },
+      { "'webhook_configuration_ids[1]' must be a string", params({ webhook_configuration_ids = { 1 } }) },
+      { "'webhook_configurations' must be a list", params({ webhook_configurations = { url = "x" } }) },
+      { "'webhook_configurations[1].webhook_url' must be a string",
+        params({ webhook_configurations = { { webhook_url = 42 } } }) },
+      { "unknown field 'webhook_configurations[1].url'",
+        params({ webhook_configurations = { { webhook_url = "u", url = "u" } } }) },
+      { "'webhook_configurations[1].webhook_headers' must map strings to strings",
+        params({ webhook_configurations = { { webhook_url = "u", webhook_headers = { a = 1 } } } }) },
+      { "'webhook_configurations[1].webhook_output_format' must be",
+        params({ webhook_configurations = { { webhook_url = "u", webhook_output_format = "xml" } } }) },
+    }
+    for _, case in ipairs(cases) do
+      it("raises naming it: " .. case[1], function()
+        local ok, msg = pcall(client.batches.create, case[2])
+        assert.is_false(ok)
+        assert.truthy(tostring(msg):find("llamacloud: create: " .. case[1], 1, true), msg)
+        assert.are.equal(0, #server:requests())
+      end)
+    end
+
+    it("raises on an unknown option, naming it", function()
+      local ok, msg = pcall(client.batches.create, params(), { expand = "results" })
+      assert.is_false(ok)
+      assert.matches("llamacloud: create: unknown option 'expand'", msg)
+      assert.are.equal(0, #server:requests())
+    end)
+
+    it("names the caller's line", function()
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, msg = pcall(function() client.batches.create({}) end)
+      assert.is_false(ok)
+      assert.matches("create_spec.lua:" .. line .. ": llamacloud: create:", msg)
+    end)
+  end)
+end)
