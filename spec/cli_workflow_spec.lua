@@ -3,6 +3,7 @@
 local fake = require("spec.support.fake")
 local child = require("spec.support.child")
 local util = require("spec.support.util")
+local socket = require("socket")
 local cjson = require("cjson").new()
 
 local KEY = "sk-cli-workflow-secret"
@@ -35,6 +36,8 @@ local DIRS = {
   -- each job's first poll answers after a second: the progress time must move meanwhile
   ["dir-slow"] = { count = 1, file = { job = { steps = { { job_status = "RUNNING", delay = 1 }, "COMPLETED" } } } },
   ["dir-empty"] = {},
+  -- a job that never answers
+  ["dir-hang"] = { count = 1, file = { job = { steps = { { job_status = "RUNNING", delay = 60 } } } } },
 }
 
 describe("the workflow commands", function()
@@ -409,6 +412,42 @@ describe("the workflow commands", function()
       code, tty = run_tty({ "batches", "files", create("dir-ok"), "--interval", "0.05", "--quiet" }, env)
       assert.are.equal(0, code)
       assert.are.equal("", tty)
+    end)
+
+    it("puts each job's expanded fields in the report with --job-expand", function()
+      local id = create("dir-ok")
+      local code, out = files(id, { "--job-expand", "markdown" })
+      assert.are.equal(0, code)
+      for _, f in ipairs(cjson.decode(out).files) do
+        assert.are.equal("# Page", f.job.markdown.pages[1].markdown)
+      end
+      local gets = requests("GET", "/api/v2/parse/")
+      assert.are.equal("expand=markdown", gets[#gets].query)
+    end)
+
+    it("exits 130 without a trace when interrupted while a job request is in flight", function()
+      local id = create("dir-hang")
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert.are.equal(0, (shell("mkdir " .. dir)))
+      local script = child.cli_command({ "batches", "files", id, "--interval", "0.05" }, env) .. " >" .. dir
+        .. "/out 2>" .. dir .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >" .. dir .. "/rc"
+      util.spawn("sh -c " .. util.quote(script), dir .. "/log")
+      finally(function() os.execute("rm -rf " .. dir) end)
+      local pid = util.wait_for(dir .. "/pid", "^(%d+)\n", nil, 10)
+      assert.is_string(pid)
+      for _ = 1, 1000 do
+        if #requests("GET", "/api/v2/parse/") > 0 then break end
+        socket.sleep(0.01)
+      end
+      assert.are.equal(1, #requests("GET", "/api/v2/parse/"))
+      os.execute("kill -INT " .. pid)
+      local rc = util.wait_for(dir .. "/rc", "^(%d+)\n", nil, 20)
+      assert.are.equal("130", rc)
+      assert.are.equal("", util.read_file(dir .. "/out"))
+      local err = util.read_file(dir .. "/err") or ""
+      assert.is_nil(err:find("traceback", 1, true), err)
+      assert.is_nil(err:find("interrupted", 1, true), err)
     end)
 
     for _, args in ipairs({ {}, { "bat-1", "bat-2" }, { "bat-1", "--concurrency", "0" }, { "bat-1", "--timeout", "0" } }) do
