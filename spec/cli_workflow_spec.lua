@@ -486,3 +486,78 @@ describe("the workflow commands", function()
     end)
   end)
 end)
+
+describe("files progress", function()
+  local progress = require("llamacloud.progress")
+
+  -- an output that keeps what was written, and a clock moved by hand
+  local function sink()
+    local o = { text = "" }
+    function o:write(...) self.text = self.text .. table.concat({ ... }) end
+    function o.flush() end
+    return o
+  end
+  local function clock()
+    local c = { t = 100 }
+    return c, function() return c.t end
+  end
+
+  local function report(statuses)
+    local files, counts = {}, { COMPLETED = 0, FAILED = 0, CANCELLED = 0, MAPPING_FAILED = 0, UNMAPPED = 0 }
+    for i, st in ipairs(statuses) do
+      files[i] = { status = st }
+      counts[st] = counts[st] + 1
+    end
+    return { batch = { status = "COMPLETED" }, files = files, counts = counts }
+  end
+
+  it("prints a line per event and a summary without a terminal", function()
+    local out, c, now = sink(), clock()
+    local p = progress.files("bat-1", "lines", out, { now = now })
+    p.batch({ status = "RUNNING" }, { attempt = 1 })
+    c.t = 100.5
+    p.batch({ status = "COMPLETED", results = { {}, {}, {} } }, { attempt = 2 })
+    p.file({ status = "MAPPING_FAILED" })
+    c.t = 101
+    p.file({ status = "COMPLETED" })
+    p.file({ status = "FAILED" })
+    p.tick() -- nothing without a terminal
+    p.finish(report({ "COMPLETED", "FAILED", "MAPPING_FAILED" }))
+    assert.are.equal(table.concat({
+      "bat-1 RUNNING  poll 1  0.0 s\n",
+      "bat-1 COMPLETED  files 0/3 settled  0.5 s\n",
+      "bat-1 COMPLETED  files 1/3 settled: 1 MAPPING_FAILED  0.5 s\n",
+      "bat-1 COMPLETED  files 2/3 settled: 1 COMPLETED, 1 MAPPING_FAILED  1.0 s\n",
+      "bat-1 COMPLETED  files 3/3 settled: 1 COMPLETED, 1 FAILED, 1 MAPPING_FAILED  1.0 s\n",
+      "bat-1 COMPLETED: 3 files: 1 COMPLETED, 1 FAILED, 1 MAPPING_FAILED in 1.0 s\n",
+    }), out.text)
+  end)
+
+  it("redraws one line in place on a terminal, fitted to its width, the time moving on ticks", function()
+    local out, c, now = sink(), clock()
+    local p = progress.files("bat-1", "tty", out, { now = now, size = function() return 30, 24 end })
+    p.batch({ status = "COMPLETED", results = { {}, {} } }, { attempt = 1 })
+    assert.are.equal("\r\27[Kbat-1 COMPLETED  files 0/2...", out.text)
+    out.text = ""
+    c.t = 100 + progress.TICK / 2
+    p.tick()
+    assert.are.equal("", out.text) -- too soon after the last draw
+    c.t = 100 + progress.TICK * 2
+    p.tick()
+    assert.matches("^\r\27%[K", out.text)
+    for line in out.text:gmatch("\27%[K([^\r]*)") do assert.is_true(#line <= 29, line) end
+    out.text = ""
+    p.finish(report({ "COMPLETED", "COMPLETED" }))
+    assert.are.equal("\r\27[Kbat-1 COMPLETED: 2 files: 2 COMPLETED in 0.4 s\n", out.text)
+  end)
+
+  it("says when time ran out and when there is no report", function()
+    local out, c, now = sink(), clock()
+    local p = progress.files("bat-1", "lines", out, { now = now })
+    c.t = 102
+    p.finish(report({ "COMPLETED" }), { name = "PollingTimeoutError" })
+    p.finish(nil, { name = "PollingError" })
+    assert.are.equal("bat-1 COMPLETED: 1 file: 1 COMPLETED in 2.0 s (timed out)\nbat-1: PollingError after 2.0 s\n",
+      out.text)
+  end)
+end)
