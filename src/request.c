@@ -45,6 +45,7 @@ struct lc_request {
   int result_ref;              /* the batch or the error once done; unref in lc_request_release */
   int ok;
   int want_raw;                /* keep the raw body of a batch (the CLI prints it unchanged) */
+  int cut_in_flight;           /* cancelled while an attempt was on the wire: a create may have been made */
   int raw_ref;
   double hint;                 /* the last response's retry-after in seconds, -1 when none */
   lc_request *prev, *next;     /* the multi's queued or running list */
@@ -125,6 +126,7 @@ static void lc_request_detach(lua_State *L, lc_request *r) {
   if (m == NULL) return;
   lc_multi_check_idle(L, m); /* a finalizer run mid-step must not pull a request out (spec/reentry_spec.lua) */
   if (r->state == LC_ST_RUNNING && r->t != NULL) {
+    r->cut_in_flight = 1;
     curl_multi_remove_handle(m->m, r->t->easy);
     lc_list_remove(&m->active, r);
     m->running--;
@@ -448,6 +450,7 @@ static void lc_request_attempt_done(lua_State *L, lc_multi *m, lc_request *r, CU
   r->t = NULL;
   r->hint = a.hint;
   if (rc != 0) {
+    r->cut_in_flight = 1; /* the answer was never read: for a create, it may have made one */
     luaL_unref(L, LUA_REGISTRYINDEX, a.result_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, a.raw_ref);
     lc_request_leave(L, r, LC_ST_CANCELLED);
@@ -472,6 +475,11 @@ static int lc_request_push_result(lua_State *L, lc_request *r) {
     lua_pushnil(L);
     lc_error_push(L, "APIConnectionError", "request cancelled", NULL);
     lc_error_set_number(L, "attempts", r->attempts);
+    if (r->policy == LC_POLICY_CREATE) {
+      /* cut off on the wire (an exiting nginx worker): the service may have made the batch */
+      lua_pushboolean(L, r->cut_in_flight);
+      lua_setfield(L, -2, "may_have_created");
+    }
     return 2;
   }
   if (r->state != LC_ST_DONE) return luaL_error(L, "llamacloud: request has not finished");

@@ -119,9 +119,14 @@ local function parse(opts, fn, waiting, many, files)
       raise("llamacloud: " .. fn .. ": option 'on_file' must be a function")
     end
     local je = w.job_expand
-    if je ~= nil and type(je) ~= "string" and type(je) ~= "table" then
-      raise("llamacloud: " .. fn .. ": option 'job_expand' must be a string or a list of strings")
+    local ok = je == nil or type(je) == "string"
+    if type(je) == "table" then
+      ok = true
+      for k, v in pairs(je) do
+        if type(k) ~= "number" or k < 1 or k > #je or k ~= math.floor(k) or type(v) ~= "string" then ok = false end
+      end
     end
+    if not ok then raise("llamacloud: " .. fn .. ": option 'job_expand' must be a string or a list of strings") end
   end
   return get_opts, w
 end
