@@ -184,6 +184,14 @@ describe("batches.create", function()
       assert.are.equal(1, #posts())
     end)
 
+    it("gives APIResponseValidationError for a 2xx that is not a batch, and does not send it again", function()
+      scenario({ { body = '{"ok":true}' }, {} })
+      local batch, err = create()
+      assert.is_nil(batch)
+      assert.are.equal("APIResponseValidationError", err.name)
+      assert.are.equal(1, #posts())
+    end)
+
     it("leaves may_have_created false on a 4xx", function()
       scenario({ { status = 400 } })
       local _, err = create()
@@ -241,6 +249,33 @@ describe("batches.create", function()
       assert(client.batches.get("bat-x"))
       local reqs = server:requests()
       assert.are.equal(reqs[2].conn, reqs[3].conn)
+    end)
+  end)
+
+  describe("without lua-cjson", function()
+    it("loads, and writes the same body with its own string encoder", function()
+      local child = require("spec.support.child")
+      local res = child.run({}, [[
+        package.preload.cjson = function() error("no cjson here") end
+        local calls = require("llamacloud.calls")
+        require("llamacloud")
+        local body = calls.create_body({ source_directory_id = "d\"ir\n\1\127é/",
+          config = { job = { type = "parse_v2", configuration_id = "c" } }, webhook_configuration_ids = {} })
+        package.preload.cjson, package.loaded.cjson = nil, nil -- the child's own report is written with cjson
+        return body
+      ]])
+      assert.is_true(res.ok, res.err)
+      assert.are.equal('{"source_directory_id":"d\\"ir\\n\\u0001\\u007fé/","config":{"job":{"type":"parse_v2",'
+        .. '"configuration_id":"c"}},"webhook_configuration_ids":[]}', res.value)
+      assert.are.same(cjson.decode(res.value).source_directory_id, "d\"ir\n\1\127é/")
+    end)
+
+    it("escapes every byte as cjson does, but for the slash", function()
+      local plain = require("llamacloud.calls").plain_encode_string
+      local all = {}
+      for b = 0, 255 do all[#all + 1] = string.char(b) end
+      local s = table.concat(all)
+      assert.are.equal((cjson.encode(s):gsub("\\/", "/")), plain(s))
     end)
   end)
 

@@ -86,8 +86,6 @@ static int lc_client_close_lua(lua_State *L) {
 static int lc_client_new(lua_State *L) {
   lc_settings s;
   lc_client *c;
-  lc_multi *m;
-  int ref;
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
     lua_newtable(L);
@@ -103,24 +101,36 @@ static int lc_client_new(lua_State *L) {
   c->multi_ref = LUA_NOREF;
   lc_setmetatable(L, LC_CLIENT_MT);
   lc_config_fill(L, &c->cfg, &s);
+  return 1;
+}
+
+/* The multi the client's blocking calls run on, made at the first: a libcurl multi holds two file
+   descriptors (its wakeup pair), so a client that never blocks costs none (a spec that builds
+   thousands of clients and leaves them to the collector stays far from 1024 descriptors;
+   spec/client_cost_spec.lua). */
+static lc_multi *lc_client_own_multi(lua_State *L, lc_client *c) {
+  lc_multi *m;
+  int ref;
+  if (c->multi != NULL) return c->multi;
   m = lc_multi_push_new(L, LC_BLOCKING_CONNECTIONS);
   ref = luaL_ref(L, LUA_REGISTRYINDEX); /* before c points at the multi: a raise leaves c without one */
   c->multi = m;
   c->multi_ref = ref;
-  return 1;
+  return m;
 }
 
 
 /* Runs the request at ridx on the client's own multi until it ends; pushes what lc_request_push_result does. */
 static int lc_client_block(lua_State *L, lc_client *c, lc_request *r, int ridx) {
   int nret;
+  lc_multi *m = lc_client_own_multi(L, c);
   /* The client's multi holds only the call in flight: what a call that raised left there goes now. */
-  lc_multi_cancel_all(L, c->multi);
-  lc_multi_add(L, c->multi, r, ridx);
-  lc_multi_step(L, c->multi, 0, 0);
+  lc_multi_cancel_all(L, m);
+  lc_multi_add(L, m, r, ridx);
+  lc_multi_step(L, m, 0, 0);
   while (r->state != LC_ST_DONE && r->state != LC_ST_CANCELLED) {
-    double w = lc_multi_next_wait(c->multi);
-    lc_multi_step(L, c->multi, w < 0 ? 0.001 : w, 0);
+    double w = lc_multi_next_wait(m);
+    lc_multi_step(L, m, w < 0 ? 0.001 : w, 0);
   }
   nret = lc_request_push_result(L, r);
   /* Nothing else sees this request: dropping its references now lets the result go with the

@@ -3,7 +3,6 @@
 -- request, and its kind (one request, a poll loop of wait.lua, an iterator, a pure function). The binder
 -- (bind.lua) reads this list; no host file names a call.
 local core = require("llamacloud.core")
-local cjson = require("cjson").new() -- a private instance: no setting of the user's cjson is touched
 
 local M = {}
 
@@ -121,8 +120,29 @@ end
 -- ---- the create body: written from the checked params by their schema, so an empty list is [],
 -- an empty map {}, and nothing of cjson's table guessing (sparse arrays, numbers) can leak ----
 
-local encode_string = cjson.encode
-local sort, concat = table.sort, table.concat
+local sort, concat, byte, format, gsub = table.sort, table.concat, string.byte, string.format, string.gsub
+
+-- A JSON string for when lua-cjson is not installed (Neovim ships none): RFC 8259's escapes, the
+-- bytes otherwise as they are, as cjson writes them but for its "\/".
+local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+                  ["\r"] = "\\r", ["\t"] = "\\t" }
+local function plain_encode_string(s)
+  return '"' .. gsub(s, '[%c"\\]', function(c)
+    return ESCAPES[c] or format("\\u%04x", byte(c))
+  end) .. '"'
+end
+
+-- lua-cjson's encoder, a private instance (no setting of the user's cjson is touched), loaded at the
+-- first create, so that require("llamacloud") needs no cjson (spec/create_spec.lua, "without lua-cjson").
+local encode_string
+local function string_encoder()
+  if not encode_string then
+    local ok, cjson = pcall(require, "cjson")
+    encode_string = ok and type(cjson) == "table" and cjson.new and cjson.new().encode or plain_encode_string
+  end
+  return encode_string
+end
+M.plain_encode_string = plain_encode_string
 
 local function string_list(t)
   local out = {}
@@ -162,6 +182,7 @@ local function webhook_json(c)
 end
 
 function M.create_body(p)
+  string_encoder()
   local hooks
   if p.webhook_configurations then
     local out = {}
