@@ -30,7 +30,7 @@ files["spec/ngx/nginx.conf"] = {
   std = "max+ngx_lua",
   globals = { "llamacloud", "CLIENT", ngx = { fields = { ctx = { other_fields = true, read_only = false } } } },
 }
-files["bench/nginx.conf"] = { std = "max+ngx_lua", globals = { "BENCH_SMALL" } }
+files["bench/nginx.conf"] = { std = "max+ngx_lua", globals = { "BENCH_SMALL", "BENCH_PAGES" } }
 files["examples/nvim.lua"] = { read_globals = vim_globals }
 files["examples/webhook_receiver/webhook_receiver.lua"] = { std = "max+ngx_lua" }
 -- A spec swaps io.stdout and io.stderr for sinks to capture what the fake server prints.

@@ -2,6 +2,8 @@
 -- Usage: lua bench/lib_workload.lua WORKLOAD BASE_URL ARGS...
 --   get ID CALLS RUNS [expand]   prints "run MS_PER_CALL" per run
 --   many N CONC RUNS             get_many of N slow-* ids; prints "run WALL_MS" per run
+--   files N CONC RUNS            wait_files of files1k-000001 (N files, each job 20 ms); prints "run WALL_MS"
+--   each BATCHES PAGE_SIZE RUNS  each over the list pages; prints "run WALL_MS" per whole iteration
 --   leak CALLS                   prints "rss_growth_kb N", "fd_growth N"
 -- then "rss_kb N" (peak RSS). Plain loops, as decode_floor.lua's: each call also pays its share
 -- of collecting the ones before.
@@ -65,6 +67,34 @@ elseif workload == "many" then
     t = now() - t
     for i = 1, n do check(out[i].batch, out[i].err) end
     emit("run %.3f", t * 1000)
+  end
+elseif workload == "files" then
+  local n, conc, runs = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+  local opts = { concurrency = conc, interval = 0.02 }
+  for _ = 1, runs do
+    local t = now()
+    local report, err = client.batches.wait_files("files1k-000001", opts)
+    t = now() - t
+    if not report or err then error("bench: wait_files failed: " .. tostring(err)) end
+    assert(#report.files == n and report.counts.COMPLETED == n, "bench: wrong report")
+    emit("run %.3f", t * 1000)
+  end
+elseif workload == "each" then
+  local total, size, runs = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+  local params = { page_size = size }
+  local function iterate()
+    local n = 0
+    for batch, err in client.batches.each(params) do
+      if not batch then error("bench: each failed: " .. tostring(err)) end
+      n = n + 1
+    end
+    assert(n == total, "bench: each saw " .. n .. " batches")
+  end
+  iterate() -- warm-up: connects
+  for _ = 1, runs do
+    local t = now()
+    iterate()
+    emit("run %.3f", (now() - t) * 1000)
   end
 elseif workload == "leak" then
   local calls = tonumber(arg[3])

@@ -9,6 +9,15 @@ local unpack_ = table.unpack or unpack
 local LUA = os.getenv("LUA") or "lua5.4"
 local API = base .. "/api/v2/batches/"
 
+-- BENCH_ONLY=wait_files,each runs only the workloads named (small, r1k, r100k, get_many, wait_files, each,
+-- leak, scale); unset, all of them.
+local ONLY = os.getenv("BENCH_ONLY")
+local function wanted(name)
+  if not ONLY or ONLY == "" then return true end
+  for w in ONLY:gmatch("[^,%s]+") do if w == name then return true end end
+  return false
+end
+
 local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Runs a measuring program; its "run X" lines become a list, "key N" lines fields.
@@ -114,11 +123,11 @@ local function per_call(name, id, file, calls, target, expand, rss_target)
   }
 end
 
-per_call("small", "small-000001", "small.json", 5000, 1.15)
-per_call("r1k", "r1k-000001", "r1k.json", 200, 0.7, "results")
-per_call("r100k", "r100k-000001", "r100k.json", 5, 0.6, "results", true)
+if wanted("small") then per_call("small", "small-000001", "small.json", 5000, 1.15) end
+if wanted("r1k") then per_call("r1k", "r1k-000001", "r1k.json", 200, 0.7, "results") end
+if wanted("r100k") then per_call("r100k", "r100k-000001", "r100k.json", 5, 0.6, "results", true) end
 
-do
+if wanted("get_many") then
   local n, conc = 1000, 32
   local got = rounds({
     { "multi", bin .. "/multi_floor", API .. "slow-", n, conc, 1 },
@@ -142,7 +151,62 @@ do
   }
 end
 
-do
+-- wait_files of a batch of 1,000 files whose jobs each answer after 20 ms, 32 in flight, against the C
+-- multi fetching the same 1,000 job URLs (the library's one batch request on top is its own cost).
+if wanted("wait_files") then
+  local n, conc, target = 1000, 32, 1.05
+  local got = rounds({
+    { "multi", bin .. "/multi_floor", base .. "/api/v2/parse/pjb-", n, conc, 1 },
+    { "lib", LUA, "bench/lib_workload.lua", "files", base, n, conc, 1 },
+  })
+  local f, l = got.multi, got.lib
+  local per_round = {}
+  for r = 1, #l.runs do per_round[r] = l.runs[r] / f.runs[r] end
+  local ratio = median(per_round)
+  local ideal = math.ceil(n / conc) * 20
+  report.workloads.wait_files = {
+    files = n, concurrency = conc, delay_ms = 20, library_ms = l.median, multi_floor_ms = f.median, ideal_ms = ideal,
+    ratio = ratio, target = target, pass = ratio <= target, library_rss_kb = l.rss_kb, multi_floor_rss_kb = f.rss_kb,
+    library_runs = l.runs, multi_floor_runs = f.runs,
+  }
+  rows[#rows + 1] = {
+    "wait_files 1000 files x 20 ms @32", string.format("%.1f ms wall", l.median),
+    string.format("%.1f ms (C multi, same 1000 jobs; ideal %d ms)", f.median, ideal), string.format("%.3fx", ratio),
+    string.format("<= %.2fx", target), ratio <= target and "pass" or "FAIL", string.format("%.1f MB", l.rss_kb / 1024),
+  }
+end
+
+-- each over 10,000 batches in 100 pages of 100, against 100 fetches and 100 cjson decodes of one page
+-- (every page but the last has the same size). A whole iteration takes some 50 ms, short enough for a
+-- neighbour's burst to swing one sample by half: each program times EACH_RUNS iterations per round,
+-- and the ratio is the median over every round's runs.
+if wanted("each") then
+  local total, size, target, runs = 10000, 100, 1.1, tonumber(os.getenv("BENCH_EACH_RUNS") or "") or 5
+  local pages = math.floor(total / size)
+  local page_url = base .. "/api/v2/batches?page_size=" .. size .. "&page_token=pt-050"
+  local got = rounds({
+    { "fetch", bin .. "/fetch_floor", page_url, pages, runs },
+    { "decode", LUA, "bench/decode_floor.lua", www .. "/pages/list-050.json", pages, runs },
+    { "lib", LUA, "bench/lib_workload.lua", "each", base, total, size, runs },
+  })
+  local f, d, l = got.fetch, got.decode, got.lib
+  local per_round = {}
+  for r = 1, #l.runs do per_round[r] = l.runs[r] / (pages * (f.runs[r] + d.runs[r])) end
+  local ratio = median(per_round)
+  local floor = pages * (f.median + d.median)
+  report.workloads.each = {
+    batches = total, page_size = size, pages = pages, library_ms = l.median, fetch_floor_ms_per_page = f.median,
+    decode_floor_ms_per_page = d.median, floor_ms = floor, ratio = ratio, target = target, pass = ratio <= target,
+    library_rss_kb = l.rss_kb, library_runs = l.runs, fetch_floor_runs = f.runs, decode_floor_runs = d.runs,
+  }
+  rows[#rows + 1] = {
+    "each 10,000 batches, pages of 100", string.format("%.1f ms (%.1f us/batch)", l.median, l.median * 1000 / total),
+    string.format("100 x (%s + %s) = %.1f ms", fmt_ms(f.median), fmt_ms(d.median), floor), string.format("%.3fx", ratio),
+    string.format("<= %.2fx", target), ratio <= target and "pass" or "FAIL", string.format("%.1f MB", l.rss_kb / 1024),
+  }
+end
+
+if wanted("leak") then
   local calls = 10000
   local l = measure(LUA, "bench/lib_workload.lua", "leak", base, calls)
   local pass = l.rss_growth_kb < 2048 and l.fd_growth <= 0
@@ -163,7 +227,7 @@ local SCALE_SIZES, SCALE_CONC, SCALE_TARGET = { 2000, 10000, 50000 }, 64, 1.3
 local SCALE_RUNS = tonumber(os.getenv("BENCH_SCALE_RUNS") or "") or 3
 local scale_rows = {}
 report.workloads.scale = { concurrency = SCALE_CONC, sizes = SCALE_SIZES, target = SCALE_TARGET, runs = SCALE_RUNS }
-for _, call in ipairs({ "get_many", "wait_many" }) do
+for _, call in ipairs(wanted("scale") and { "get_many", "wait_many" } or {}) do
   local per = {}
   for _, n in ipairs(SCALE_SIZES) do per[n] = {} end
   for _ = 1, SCALE_RUNS do

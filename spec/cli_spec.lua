@@ -312,7 +312,9 @@ describe("the llamacloud command", function()
     local USAGE = {
       { "no arguments", {} },
       { "an unknown command", { "frobnicate" } },
-      { "an unknown batches command", { "batches", "list" } },
+      { "an unknown batches command", { "batches", "frob" } },
+      { "an unknown jobs command", { "jobs", "list" } },
+      { "jobs without a command", { "jobs" } },
       { "batches without a command", { "batches" } },
       { "an unknown flag", { "batches", "get", "bat-a", "--frob" } },
       { "a wait flag given to get", { "batches", "get", "bat-a", "--interval", "1" } },
@@ -658,9 +660,16 @@ describe("the llamacloud command", function()
       assert.are.same({ "exponential" }, complete(file, { "llamacloud", "batches", "wait", "--backoff", "exp" }))
       assert.are.same({ "zsh" }, complete(file, { "llamacloud", "completion", "z" }))
       assert.are.same({}, complete(file, { "llamacloud", "batches", "get", "--interv" }))
+      assert.are.same({ "extract_v2" }, complete(file, { "llamacloud", "jobs", "get", "ext" }))
+      assert.are.same({ "RUNNING" }, complete(file, { "llamacloud", "batches", "list", "--status", "RU" }))
+      assert.are.same({ "parse_v2" }, complete(file, { "llamacloud", "batches", "create", "--type", "pa" }))
       for _, f in ipairs(cli.FLAGS) do
         for command in pairs(f[4]) do
-          local got = complete(file, { "llamacloud", "batches", command, "bat-1", f[1] })
+          local words = { "llamacloud" }
+          for w in cli.command_name(command):gmatch("%S+") do words[#words + 1] = w end
+          words[#words + 1] = "bat-1"
+          words[#words + 1] = f[1]
+          local got = complete(file, words)
           assert.truthy(({ [f[1]] = true })[got[1]], f[1] .. " for " .. command)
         end
       end
@@ -676,7 +685,8 @@ describe("the llamacloud command", function()
           or function(n) return n end
         for _, f in ipairs(cli.FLAGS) do assert.truthy(text:find(flag(f[1]), 1, true), f[1]) end
         for _, f in ipairs(cli.fake_server_flags()) do assert.truthy(text:find(flag(f[1]), 1, true), f[1]) end
-        for _, c in ipairs({ "batches", "fake-server", "completion", "get", "wait", "version" }) do
+        for _, c in ipairs({ "batches", "jobs", "fake-server", "completion", "get", "wait", "create", "list", "cancel",
+                             "files", "parse_v2", "extract_v2", "version" }) do
           assert.truthy(text:find(c, 1, true), c)
         end
         -- the shell itself checks the syntax where it is installed

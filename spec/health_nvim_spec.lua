@@ -13,6 +13,7 @@ local KEY = "sk-health-spec-0123456789"
 local DOC_TAGS = {
   { "llamacloud", "llamacloud." },
   { "llamacloud.Batches", "llamacloud.batches." },
+  { "llamacloud.Jobs", "llamacloud.jobs." },
   { "llamacloud.Client", "llamacloud.client." },
   { "llamacloud.Handle", "llamacloud.handle." },
   { "llamacloud.Webhooks", "llamacloud.webhooks." },

@@ -17,6 +17,10 @@ llamacloud.null = nil
 ---@type llamacloud.Batches
 llamacloud.batches = nil
 
+---Job calls on the default client.
+---@type llamacloud.Jobs
+llamacloud.jobs = nil
+
 ---@type llamacloud.Webhooks
 llamacloud.webhooks = nil
 
@@ -48,6 +52,7 @@ function llamacloud.new(opts, host) end
 
 ---@class llamacloud.Client
 ---@field batches llamacloud.Batches
+---@field jobs llamacloud.Jobs
 local Client = {}
 
 ---The resolved settings (never the key).
@@ -115,6 +120,67 @@ function Client.close() end
 ---@field on_poll? fun(batch: llamacloud.Batch?, info: llamacloud.PollInfo): boolean? default: none; info.id and info.index name the batch
 ---@field concurrency? integer default: 16 (requests in flight at once, 1 to 10000)
 
+---The per-call options of create, list, each and cancel.
+---@class llamacloud.CallOptions
+---@field organization_id? string default: the client's
+---@field project_id? string default: the client's
+---@field timeout? number default: the client's `timeout` (seconds per attempt)
+---@field max_retries? integer default: the client's `max_retries` (2); create retries only what certainly did not reach the service
+---@field headers? table<string, string> default: none; added to the client's for this call
+---@field extra_query? table<string, string|string[]> default: none; further query parameters (a list repeats the key)
+---@field deadline? number default: none; an absolute time on `llamacloud.now()`'s clock past which no attempt starts and no retry pause ends
+
+---The options of jobs.get: the per-call options and `expand`.
+---@class llamacloud.JobOptions
+---@field expand? string|string[] default: none; each value is sent as its own `expand=` ("markdown", "text", …)
+---@field organization_id? string default: the client's
+---@field project_id? string default: the client's
+---@field timeout? number default: the client's `timeout` (seconds per attempt)
+---@field max_retries? integer default: the client's `max_retries` (2)
+---@field headers? table<string, string> default: none; added to the client's for this call
+---@field extra_query? table<string, string|string[]> default: none; further query parameters
+---@field deadline? number default: none; an absolute time on `llamacloud.now()`'s clock past which no attempt starts
+
+---@class llamacloud.WaitFilesOptions
+---@field expand? string|string[] default: "results" (always sent; other values are added to it)
+---@field organization_id? string default: the client's
+---@field project_id? string default: the client's
+---@field max_retries? integer default: the client's `max_retries` (2), for every request
+---@field headers? table<string, string> default: none; added to the client's for every request
+---@field extra_query? table<string, string|string[]> default: none; further query parameters of the batch's polls
+---@field interval? number default: 1.0 (seconds: the pause after a batch's or a job's first poll)
+---@field max_interval? number default: 5.0 (seconds: the longest pause)
+---@field backoff? "linear"|"exponential"|"constant" default: "linear"
+---@field timeout? number default: 7200 (seconds for the whole call: the batch and every job; math.huge for no limit)
+---@field request_timeout? number default: the client's `timeout` (seconds per request)
+---@field on_poll? fun(batch: llamacloud.Batch?, info: llamacloud.PollInfo): boolean? default: none; called after every poll of the batch
+---@field concurrency? integer default: 16 (job requests in flight at once, 1 to 10000)
+---@field on_file? fun(file: llamacloud.FileReport, info: table) default: none; called once per entry of `files` as it settles
+---@field job_expand? string|string[] default: none; passed to every jobs.get as its `expand`
+
+---The body of batches.create, as the service takes it.
+---@class llamacloud.CreateParams
+---@field source_directory_id string default: none, required; the directory whose files become jobs ("dir-…")
+---@field config { job: { type: llamacloud.JobType, configuration_id: string } } default: none, required; the job made for each file
+---@field webhook_configuration_ids? string[] default: none; saved webhook configurations to notify ("whc-…")
+---@field webhook_configurations? llamacloud.WebhookConfiguration[] default: none; inline webhook endpoints
+
+---@class llamacloud.WebhookConfiguration
+---@field webhook_url string
+---@field webhook_events? string[] nil: every event ("batch.pending", "batch.running", "batch.success", "batch.error", "batch.cancelled")
+---@field webhook_headers? table<string, string> sent with each delivery
+---@field webhook_output_format? "string"|"json" default "string"
+---@field webhook_signing_secret? string signs each delivery (LC-Signature; see webhooks.verify)
+
+---The query of batches.list and batches.each, as the service names it.
+---@class llamacloud.ListParams
+---@field status? llamacloud.BatchStatus default: any status; one of the six
+---@field source_directory_id? string default: any directory
+---@field created_at_on_or_after? string default: no bound; an RFC 3339 date-time
+---@field created_at_on_or_before? string default: no bound; an RFC 3339 date-time
+---@field page_size? integer default: the service's; a positive whole number
+---@field page_token? string default: the first page; a page's next_page_token
+
 ---@class llamacloud.PollInfo
 ---@field attempt integer 1 for the first poll, one more per poll
 ---@field elapsed number seconds since the wait began
@@ -174,6 +240,73 @@ function Batches.wait_many(ids, opts) end
 ---@param batch llamacloud.Batch
 ---@return llamacloud.Outcomes
 function Batches.outcomes(batch) end
+
+---Creates a batch: one job of `params.config.job.type` per file of the source directory.
+---Sent once: retried only when the first attempt certainly did not reach the service (refused or
+---unresolved connection, 429, 503). A timeout, a reset after sending or another 5xx returns
+---nil, err with `err.may_have_created = true`: look for the batch with `list` before creating again.
+---@param params llamacloud.CreateParams
+---@param opts? llamacloud.CallOptions
+---@return llamacloud.Batch? batch
+---@return llamacloud.Error? err
+---@overload fun(params: llamacloud.CreateParams, callback: fun(batch: llamacloud.Batch?, err: llamacloud.Error?)): llamacloud.Handle
+---@overload fun(params: llamacloud.CreateParams, opts: llamacloud.CallOptions?, callback: fun(batch: llamacloud.Batch?, err: llamacloud.Error?)): llamacloud.Handle
+function Batches.create(params, opts) end
+
+---One page of batches: `page.items`, `page.next_page_token` (nil on the last page).
+---@param params? llamacloud.ListParams
+---@param opts? llamacloud.CallOptions
+---@return llamacloud.Page? page
+---@return llamacloud.Error? err
+---@overload fun(params: llamacloud.ListParams?, callback: fun(page: llamacloud.Page?, err: llamacloud.Error?)): llamacloud.Handle
+---@overload fun(params: llamacloud.ListParams?, opts: llamacloud.CallOptions?, callback: fun(page: llamacloud.Page?, err: llamacloud.Error?)): llamacloud.Handle
+function Batches.list(params, opts) end
+
+---A generic-for iterator over every batch of every page, fetching a page when the loop reaches it:
+---`for batch, err in client.batches.each(params) do … end`. On an error it yields false, err once and
+---ends; it stops on an empty page or an empty or null token. Not in Neovim with a callback: page with `list`.
+---@param params? llamacloud.ListParams
+---@param opts? llamacloud.CallOptions
+---@return fun(): (llamacloud.Batch|false)?, llamacloud.Error?
+function Batches.each(params, opts) end
+
+---Asks the service to cancel a batch; returns the batch (not yet CANCELLED: `wait` for that).
+---@param batch_id string
+---@param opts? llamacloud.CallOptions
+---@return llamacloud.Batch? batch
+---@return llamacloud.Error? err
+---@overload fun(batch_id: string, callback: fun(batch: llamacloud.Batch?, err: llamacloud.Error?)): llamacloud.Handle
+---@overload fun(batch_id: string, opts: llamacloud.CallOptions?, callback: fun(batch: llamacloud.Batch?, err: llamacloud.Error?)): llamacloud.Handle
+function Batches.cancel(batch_id, opts) end
+
+---Waits for the batch (as `wait`, with expand = "results"), then for every file's job, and returns one
+---entry per file. A FAILED batch returns nil, PollingError; CANCELLED returns the report; running out
+---of time returns the report so far and PollingTimeoutError.
+---@param batch_id string
+---@param opts? llamacloud.WaitFilesOptions
+---@return llamacloud.Report? report
+---@return llamacloud.Error? err
+---@overload fun(batch_id: string, callback: fun(report: llamacloud.Report?, err: llamacloud.Error?)): llamacloud.Handle
+---@overload fun(batch_id: string, opts: llamacloud.WaitFilesOptions?, callback: fun(report: llamacloud.Report?, err: llamacloud.Error?)): llamacloud.Handle
+function Batches.wait_files(batch_id, opts) end
+
+---@class llamacloud.Jobs
+local Jobs = {}
+
+---Fetches the job a result's job_reference points to: GET /api/v2/parse/{id} for parse_v2,
+---GET /api/v2/extract/{id} for extract_v2; the server's object as is. An unknown type raises.
+---@param job_reference llamacloud.JobReference
+---@param opts? llamacloud.JobOptions
+---@return llamacloud.Job? job
+---@return llamacloud.Error? err
+---@overload fun(job_reference: llamacloud.JobReference, callback: fun(job: llamacloud.Job?, err: llamacloud.Error?)): llamacloud.Handle
+---@overload fun(job_reference: llamacloud.JobReference, opts: llamacloud.JobOptions?, callback: fun(job: llamacloud.Job?, err: llamacloud.Error?)): llamacloud.Handle
+function Jobs.get(job_reference, opts) end
+
+---A job's status from either shape: a parse job's `job.job.status`, an extract job's `job.status`.
+---@param job llamacloud.Job
+---@return string? status
+function Jobs.status(job) end
 
 ---@class llamacloud.ManyEntry
 ---@field batch? llamacloud.Batch
@@ -272,10 +405,16 @@ local Webhooks = {}
 ---@return "missing"|"malformed"|"mismatch"|nil reason
 function Webhooks.verify(raw_body, signature, secret) end
 
----How a client's calls wait; the host modules (llamacloud.host.*) are hosts.
+---How a client's calls wait; the host modules (llamacloud.host.*) are hosts. A host gives its way
+---to wait (now, sleep, step) and nothing about calls: one binder (llamacloud.bind) makes every call
+---from its declaration.
 ---@class llamacloud.Host
 ---@field name? string the coroutine host's is "coroutine"
 ---@field stopping? fun(): string? a reason once the host's calls must stop (an nginx worker exiting)
+---@field direct? boolean calls may block in C: a call that takes (id [, opts]) is the C closure itself
+---@field run? fun(ud: userdata, req: userdata): any, llamacloud.Error?, number? runs one request to its end (else it is stepped on a multi of its own)
+---@field enter? fun(label: string): llamacloud.Host?, string? the primitives a call uses right now (OpenResty picks by phase), or nil and why
+---@field async? fun(fn: fun(primitives: llamacloud.Host): any, any, callback: fun(result: any, err: llamacloud.Error?)): llamacloud.Handle runs fn later and calls back (Neovim)
 local Host = {}
 
 ---Seconds on a monotonic clock.
@@ -285,19 +424,8 @@ function Host.now() end
 ---@param seconds number
 function Host.sleep(seconds) end
 
----@param ud userdata the C client
----@param id string
----@param opts? llamacloud.GetOptions
----@return llamacloud.Batch?, llamacloud.Error?
-function Host.get(ud, id, opts) end
-
 ---@param multi userdata
 ---@param max_wait number
 function Host.step(multi, max_wait) end
-
----The batches table of a client on this host.
----@param ud userdata the C client
----@return llamacloud.Batches
-function Host.bind(ud) end
 
 return llamacloud

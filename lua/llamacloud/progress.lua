@@ -195,4 +195,105 @@ function M.new(ids, mode, out, opts)
   return self
 end
 
+-- The settled statuses of a files report, in the order the progress line and summary name them.
+local FILE_ORDER = { "COMPLETED", "FAILED", "CANCELLED", "MAPPING_FAILED", "UNMAPPED" }
+
+-- "7 COMPLETED, 1 FAILED": the statuses with a count, in FILE_ORDER, then any other in the order seen.
+local function file_counts_text(counts, seen)
+  local parts, named = {}, {}
+  for _, k in ipairs(FILE_ORDER) do
+    named[k] = true
+    if (counts[k] or 0) > 0 then parts[#parts + 1] = counts[k] .. " " .. k end
+  end
+  for _, k in ipairs(seen) do
+    if not named[k] and (counts[k] or 0) > 0 then parts[#parts + 1] = counts[k] .. " " .. k end
+  end
+  return table.concat(parts, ", ")
+end
+M.file_counts_text = file_counts_text
+
+-- Progress of `llamacloud batches files ID` on stderr: one line, redrawn in place on a terminal
+-- ("tty": the time moves while requests are in flight, through tick), or one line per event
+-- ("lines"). batch(batch, info) is wait_files' on_poll, file(file) its on_file, finish(report, err)
+-- prints the summary. opts as for new. cli_files_spec pins what reaches the terminal.
+function M.files(id, mode, out, opts)
+  out = out or io.stderr
+  opts = opts or {}
+  local now = opts.now or os.time
+  local size = opts.size or function() return 80, 24 end
+  local start = now()
+  local status, polls, total, settled = nil, 0, nil, 0
+  local counts, seen = {}, {}
+  local drawn_at
+  local self = {}
+
+  local function text()
+    local t = now() - start
+    local head = M.fit(id, MAX_ID_WIDTH) .. " " .. (status or "...")
+    if not total then
+      return string.format("%s  poll %d  %.1f s", head, polls, t)
+    end
+    local c = file_counts_text(counts, seen)
+    return string.format("%s  files %d/%d settled%s  %.1f s", head, settled, total, c ~= "" and (": " .. c) or "", t)
+  end
+
+  local function draw()
+    if mode == "tty" then
+      local columns = size()
+      out:write("\r\27[K", M.fit(text(), columns - 1))
+      drawn_at = now()
+    elseif mode == "lines" then
+      out:write(text(), "\n")
+    else
+      return
+    end
+    out:flush()
+  end
+
+  function self.batch(batch, info)
+    polls = info and info.attempt or polls + 1
+    if batch then
+      status = batch.status
+      if TERMINAL[status] and not total and type(batch.results) == "table" then total = #batch.results end
+    end
+    draw()
+  end
+
+  function self.file(file)
+    settled = settled + 1
+    local k = file.status or "?"
+    if not counts[k] then seen[#seen + 1] = k end
+    counts[k] = (counts[k] or 0) + 1
+    if total and settled > total then total = settled end
+    draw()
+  end
+
+  function self.tick()
+    if mode ~= "tty" then return end
+    local t = now()
+    if (drawn_at and t - drawn_at < M.TICK) or (not drawn_at and t - start < M.TICK) then return end
+    draw()
+  end
+
+  function self.finish(report, err)
+    if mode == "off" then return end
+    if mode == "tty" and drawn_at then out:write("\r\27[K") end
+    local t = now() - start
+    local line
+    if report then
+      local n = #(report.files or {})
+      local c = file_counts_text(report.counts or {}, {})
+      line = string.format("%s %s: %d file%s%s in %.1f s", id, report.batch and report.batch.status or "?", n,
+        n == 1 and "" or "s", c ~= "" and (": " .. c) or "", t)
+      if err and err.name == "PollingTimeoutError" then line = line .. " (timed out)" end
+    else
+      line = string.format("%s: %s after %.1f s", id, err and (err.name or tostring(err)) or "?", t)
+    end
+    out:write(line, "\n")
+    out:flush()
+  end
+
+  return self
+end
+
 return M
