@@ -187,6 +187,15 @@ describe("API key redaction", function()
       end)
     end
 
+    it("prints no key when the request's URL holds it (an id or query the user built from it)", function()
+      local out, code = run(server.url, "batches get bat-" .. KEY .. " --max-retries 0")
+      assert.are.equal(3, code, out)
+      -- The command names the id it was given on its error line; the debug log is what must mask.
+      local log = out:match("(llamacloud: GET [^\n]*)")
+      assert.truthy(log, "no debug log line in: " .. out)
+      assert.is_false(leaks(log), "the key leaked in:\n" .. log)
+    end)
+
     it("prints no key for a refused connection", function()
       local out, code = run("http://127.0.0.1:" .. util.free_port(), "batches get bat-x --max-retries 0")
       assert.are.equal(3, code, out)

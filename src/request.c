@@ -160,14 +160,27 @@ static void lc_request_release(lua_State *L, lc_request *r) {
   r->result_ref = r->raw_ref = r->client_ref = LUA_NOREF;
 }
 
+/* Writes s with every copy of key masked, as errors.c masks error strings: a URL holds the key when
+   the caller built an id or a query value from it (spec/redaction_spec.lua, "URL holds it"). */
+static void lc_log_masked(const char *s, const char *key) {
+  size_t kn = key ? strlen(key) : 0;
+  const char *hit;
+  while (kn > 0 && (hit = strstr(s, key)) != NULL) {
+    fwrite(s, 1, (size_t)(hit - s), stderr);
+    fputs("[redacted]", stderr);
+    s = hit + kn;
+  }
+  fputs(s, stderr);
+}
+
 static void lc_log_attempt(const lc_request *r, long status, const char *what, double ms, const char *decision) {
   if (!r->cfg->log_debug) return;
+  fprintf(stderr, "llamacloud: %s ", r->method);
+  lc_log_masked(r->url.data, r->cfg->api_key);
   if (status > 0)
-    fprintf(stderr, "llamacloud: %s %s -> %ld in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, status, ms,
-            r->attempts, r->max_retries + 1, decision);
+    fprintf(stderr, " -> %ld in %.1f ms (attempt %d of %d): %s\n", status, ms, r->attempts, r->max_retries + 1, decision);
   else
-    fprintf(stderr, "llamacloud: %s %s -> %s in %.1f ms (attempt %d of %d): %s\n", r->method, r->url.data, what, ms,
-            r->attempts, r->max_retries + 1, decision);
+    fprintf(stderr, " -> %s in %.1f ms (attempt %d of %d): %s\n", what, ms, r->attempts, r->max_retries + 1, decision);
 }
 
 /* An attempt's libcurl timeout: the request's, cut to what is left before its deadline, at least 1 ms
