@@ -91,6 +91,8 @@ static int lc_webhook_verify(lua_State *L) {
     luaL_argerror(L, 2, lua_pushfstring(L, "signature must be a string or nil (got %s)", luaL_typename(L, 2)));
   if (!lua_isnoneornil(L, 2)) sig = lua_tolstring(L, 2, &siglen);
   key = lc_webhook_string(L, 3, "secret", &keylen);
+  /* An unset secret read as "" would let anyone sign (spec/webhooks_spec.lua, "an empty secret"). */
+  if (keylen == 0) luaL_argerror(L, 3, "secret must not be empty");
 #ifdef LC_NO_CRYPTO
   (void)body, (void)sig, (void)key;
   return luaL_error(L, "llamacloud: webhooks.verify needs libcrypto, and this build has none: "

@@ -400,7 +400,7 @@ local Webhooks = {}
 ---Checks a webhook delivery's LC-Signature header (HMAC-SHA256 of the raw body, constant time).
 ---@param raw_body string the request body, unparsed
 ---@param signature string? the LC-Signature header's value, "sha256=<hex>"
----@param secret string the webhook signing secret
+---@param secret string the webhook signing secret (an empty one raises)
 ---@return boolean ok
 ---@return "missing"|"malformed"|"mismatch"|nil reason
 function Webhooks.verify(raw_body, signature, secret) end
