@@ -48,6 +48,16 @@ describe("batches.cancel", function()
     assert.is_nil(rawget(batch, "may_have_created"))
   end)
 
+  it("returns the batch when a retry follows a cancel whose answer was lost", function()
+    -- The first cancel acts, then its connection drops; the retry finds the batch CANCELLED.
+    scenario({ { fault = "drop" }, {} })
+    local batch, err = client.batches.cancel("bat-run")
+    assert.is_nil(err)
+    assert.are.equal("bat-run", batch.id)
+    assert.are.equal(2, #server:requests())
+    assert.are.equal("CANCELLED", assert(client.batches.get("bat-run")).status)
+  end)
+
   it("returns the service's refusal for a batch already ended as nil, err", function()
     local batch, err = client.batches.cancel("bat-done")
     assert.is_nil(batch)

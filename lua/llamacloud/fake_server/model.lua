@@ -261,6 +261,8 @@ end
 -- cancelled (the fake answers 400); a cancelled one's unfinished jobs end CANCELLED.
 function M.cancel(state, id, entry)
   local status = M.status(state, id, entry)
+  -- Cancelling again is harmless (API.md): a retry whose first try acted gets the batch back.
+  if state.cancelled[id] then return true end
   if TERMINAL[status] then
     return nil, 400, format("Batch %s is %s and cannot be cancelled", id, status)
   end
