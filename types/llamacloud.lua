@@ -414,6 +414,7 @@ function Webhooks.verify(raw_body, signature, secret) end
 ---@field direct? boolean calls may block in C: a call that takes (id [, opts]) is the C closure itself
 ---@field run? fun(ud: userdata, req: userdata): any, llamacloud.Error?, number? runs one request to its end (else it is stepped on a multi of its own)
 ---@field enter? fun(label: string): llamacloud.Host?, string? the primitives a call uses right now (OpenResty picks by phase), or nil and why
+---@field close? fun(ud: userdata) the client is closing: end what the host keeps for it (the coroutine host's shared multi)
 ---@field async? fun(fn: fun(primitives: llamacloud.Host): any, any, callback: fun(result: any, err: llamacloud.Error?)): llamacloud.Handle runs fn later and calls back (Neovim)
 local Host = {}
 

@@ -14,7 +14,12 @@ M.now = core.now
 local function bind(ud, host)
   local client = binder.bind(ud, host)
   function client.config() return ud:config() end
-  function client.close() ud:close() end
+  -- A host that keeps a multi per client lets go of it first, so close ends the transfers of
+  -- calls whose coroutines were dropped (spec/coroutine_spec.lua, "abandoned call").
+  function client.close()
+    if host.close then host.close(ud) end
+    ud:close()
+  end
   return client
 end
 
@@ -30,7 +35,8 @@ local function make(opts, host, level)
   -- core.new never yields; called from pcall its message carries no position of its own
   local ok, ud = pcall(core.new, opts)
   if not ok then error(ud, level + 1) end
-  return bind(ud, host or hosts.current())
+  host = host or hosts.current()
+  return bind(ud, host)
 end
 
 -- host (optional): how the client's calls wait, e.g. from llamacloud.host.coroutine; the

@@ -107,6 +107,13 @@ function M.host(settings)
     return req:result()
   end
 
+  -- The client is closing: its shared multi ends every transfer still in it.
+  function H.close(ud)
+    local multi = shared[ud]
+    shared[ud] = nil
+    if multi then multi:close() end
+  end
+
   function H.step(multi, max_wait)
     local finished, next_wait = multi:step(0)
     if finished or max_wait <= 0 then return finished, next_wait end
