@@ -1,7 +1,8 @@
 #!/bin/sh
 # The README's first command (`make demo`): wait for a batch with live progress, then print it.
 # Without an API key it runs against the bundled fake LlamaCloud, where bat-demo moves
-# PENDING -> RUNNING -> COMPLETED; with one it waits for $LLAMA_CLOUD_BATCH_ID on the real API.
+# PENDING -> RUNNING -> COMPLETED, then runs the whole workflow (examples/markdown.lua); with one
+# it waits for $LLAMA_CLOUD_BATCH_ID on the real API (spec/demo_spec.lua).
 # LUA names the interpreter (default lua5.4).
 set -u
 
@@ -54,6 +55,10 @@ done
 echo "demo: no LLAMA_CLOUD_API_KEY, so this runs against the bundled fake server at $url" >&2
 echo "demo: \$ llamacloud batches wait bat-demo --expand results --interval 0.5 --progress --pretty" >&2
 LLAMA_CLOUD_API_KEY=demo-key LLAMA_CLOUD_BASE_URL=$url LLAMA_CLOUD_CUSTOM_HEADERS= \
-  "$LUA" bin/llamacloud batches wait bat-demo --expand results --interval 0.5 --progress --pretty
-status=$?
-exit "$status"
+  "$LUA" bin/llamacloud batches wait bat-demo --expand results --interval 0.5 --progress --pretty || exit $?
+
+# Then the whole workflow: create a batch over dir-demo, follow every file's job to its end, print
+# the markdown of the parsed ones (README, "From a directory to parsed markdown").
+echo "demo: \$ $LUA examples/markdown.lua" >&2
+LLAMA_CLOUD_API_KEY=demo-key LLAMA_CLOUD_BASE_URL=$url LLAMA_CLOUD_CUSTOM_HEADERS= \
+  "$LUA" examples/markdown.lua

@@ -1,0 +1,17 @@
+-- The README's first command, `make demo`, as a fresh machine runs it: no API key in the environment.
+local util = require("spec.support.util")
+local fake = require("spec.support.fake")
+
+describe("make demo", function()
+  it("waits for the fake server's demo batch, then runs the workflow to the files' markdown", function()
+    local version = jit and "jit" or _VERSION:match("%d+%.%d+")
+    local code, out = util.sh(string.format(
+      "cd %s && env -u LLAMA_CLOUD_API_KEY -u LLAMA_PARSE_API_KEY -u LLAMA_CLOUD_BASE_URL "
+        .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/%s/?.so;;' LUA=%s sh examples/demo.sh </dev/null",
+      util.quote(util.root()), version, util.quote(fake.interpreter())))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('"status": "COMPLETED"', 1, true), out)
+    assert.truthy(out:find("## dfl-demo-0001 (report.pdf)", 1, true), out)
+    assert.truthy(out:find("dfl-demo-0004: MAPPING_FAILED", 1, true), out)
+  end)
+end)
