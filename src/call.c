@@ -152,19 +152,21 @@ static int lc_query_value_ok(lua_State *L, int idx) {
   return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
 }
 
-static void lc_check_extra_query(lua_State *L, int idx, const char *fn) {
+/* what names the table in messages: "option 'extra_query'" or "query" (prepare's argument). */
+static void lc_check_extra_query(lua_State *L, int idx, const char *fn, const char *what) {
   idx = lc_absindex(L, idx);
-  if (!lua_istable(L, idx)) luaL_error(L, "llamacloud: %s: option 'extra_query' must be a table", fn);
+  if (!lua_istable(L, idx)) luaL_error(L, "llamacloud: %s: %s must be a table (got %s)", fn, what,
+                                    luaL_typename(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "llamacloud: %s: option 'extra_query' keys must be strings", fn);
+      luaL_error(L, "llamacloud: %s: %s keys must be strings", fn, what);
     if (lua_istable(L, -1)) {
       size_t i, n = lc_rawlen(L, -1);
       for (i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, (int)i);
         if (!lc_query_value_ok(L, -1))
-          luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' holds a %s", fn, lua_tostring(L, -3),
+          luaL_error(L, "llamacloud: %s: %s: '%s' holds a %s", fn, what, lua_tostring(L, -3),
                      luaL_typename(L, -1));
         lua_pop(L, 1);
       }
@@ -173,12 +175,12 @@ static void lc_check_extra_query(lua_State *L, int idx, const char *fn) {
       while (lua_next(L, -2) != 0) {
         lua_pop(L, 1);
         if (!lc_isinteger(L, -1) || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > (double)n)
-          luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' must be a string, number, boolean or list",
-                     fn, lua_tostring(L, -3));
+          luaL_error(L, "llamacloud: %s: %s: '%s' must be a string, number, boolean or list",
+                     fn, what, lua_tostring(L, -3));
       }
     } else if (!lc_query_value_ok(L, -1)) {
-      luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' must be a string, number, boolean or list",
-                 fn, lua_tostring(L, -2));
+      luaL_error(L, "llamacloud: %s: %s: '%s' must be a string, number, boolean or list",
+                 fn, what, lua_tostring(L, -2));
     }
     lua_pop(L, 1);
   }
@@ -257,7 +259,7 @@ static int lc_add_repeated(lua_State *L, lc_buf *b, int *first, const char *key)
 }
 
 /* Pushes a new request of call for the client whose settings are cfg (its userdata at cidx): the id
-   at id_idx (0 when the call takes none), the options at opts_idx, a table of query parameters at
+   at id_idx (0: none; a call that takes none raises if one is given), the options at opts_idx, a table of query parameters at
    query_idx (0: none; sorted keys, a list repeats its key) and a body string at body_idx (0: none).
    Options are read raw; each string read stays on the stack until the request is built, then only
    the request is left above what was there. */
@@ -280,8 +282,12 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
       luaL_error(L, "llamacloud: %s: %s", fn, err);
     }
   }
-  if (body_idx && lua_type(L, body_idx) != LUA_TSTRING) luaL_error(L, "llamacloud: %s: the body must be a string", fn);
-  if (query_idx && !lua_isnil(L, query_idx)) lc_check_extra_query(L, query_idx, fn);
+  /* what a call does not send raises rather than being dropped (spec/review2_create_spec.lua) */
+  if (call->id_name == NULL && id_idx && !lua_isnil(L, id_idx)) luaL_error(L, "llamacloud: %s: takes no id", fn);
+  if (body_idx && lua_type(L, body_idx) != LUA_TSTRING)
+    luaL_error(L, "llamacloud: %s: the body must be a string (got %s)", fn, luaL_typename(L, body_idx));
+  if (body_idx && call->method[0] != 'P') luaL_error(L, "llamacloud: %s: takes no body", fn);
+  if (query_idx && !lua_isnil(L, query_idx)) lc_check_extra_query(L, query_idx, fn, "query");
   else query_idx = 0;
   has_opts = !lua_isnoneornil(L, opts);
   if (has_opts && !lua_istable(L, opts))
@@ -304,7 +310,7 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
     }
     if (lc_opt_push(L, opts, "extra_query") != LUA_TNIL) {
       extra_idx = lua_gettop(L);
-      lc_check_extra_query(L, extra_idx, fn);
+      lc_check_extra_query(L, extra_idx, fn, "option 'extra_query'");
     }
   }
 

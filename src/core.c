@@ -199,7 +199,7 @@ static int lc_client_prepare(lua_State *L) {
   const lc_call *call = lc_check_call(L, 2);
   int want_raw = lua_toboolean(L, 7);
   lua_settop(L, 6);
-  lc_request_push_call(L, call, 1, &c->cfg, call->id_name ? 3 : 0, 4, lua_isnil(L, 5) ? 0 : 5,
+  lc_request_push_call(L, call, 1, &c->cfg, 3, 4, lua_isnil(L, 5) ? 0 : 5,
                        lua_isnil(L, 6) ? 0 : 6, want_raw);
   return 1;
 }
