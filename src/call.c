@@ -267,7 +267,7 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
                                         int opts, int query_idx, int body_idx, int want_raw) {
   int base = lua_gettop(L), first = 1, has_opts, repeated_idx = 0, extra_idx = 0, headers_idx = 0;
   size_t idlen = 0;
-  const char *id = NULL, *org = cfg->organization_id, *project = cfg->project_id, *err, *fn = call->name;
+  const char *id = NULL, *org = NULL, *project = NULL, *err, *fn = call->name;
   double timeout = cfg->timeout, max_retries = cfg->max_retries, deadline = HUGE_VAL;
   lc_request *r;
 
@@ -322,6 +322,11 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
   lc_setmetatable(L, LC_REQUEST_MT);
   r->cfg = cfg;
   cfg->users++; /* dropped in lc_request_release */
+  /* A finalizer run by an allocation above may have closed the client, freeing its strings: from
+     here on they live as long as r, and none was read before (spec/review2_lazy_multi_spec.lua). */
+  if (cfg->closed) luaL_error(L, "llamacloud: the client is closed");
+  if (org == NULL) org = cfg->organization_id;
+  if (project == NULL) project = cfg->project_id;
   r->method = call->method;
   r->post = call->method[0] == 'P';
   r->policy = call->policy;

@@ -114,6 +114,15 @@ static lc_multi *lc_client_own_multi(lua_State *L, lc_client *c) {
   if (c->multi != NULL) return c->multi;
   m = lc_multi_push_new(L, LC_BLOCKING_CONNECTIONS);
   ref = luaL_ref(L, LUA_REGISTRYINDEX); /* before c points at the multi: a raise leaves c without one */
+  if (c->multi != NULL || c->closed) {
+    /* a finalizer the two allocations above ran made the client's multi (a blocking call of its
+       own) or closed the client: this one goes, else it stayed referenced, with its descriptors,
+       until lua_close (spec/review2_lazy_multi_spec.lua) */
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lc_multi_close(L, m);
+    if (c->closed) luaL_error(L, "llamacloud: the client is closed");
+    return c->multi;
+  }
   c->multi = m;
   c->multi_ref = ref;
   return m;
