@@ -116,6 +116,16 @@ describe("review2: create", function()
     end)
   end)
 
+  describe("headers", function()
+    it("sends one Content-Type on a create, the caller's when opts.headers sets one", function()
+      local batch, err = client.batches.create(params(),
+        { headers = { ["Content-Type"] = "application/json; charset=utf-8" } })
+      assert.is_nil(err)
+      assert.truthy(batch)
+      assert.are.equal("application/json; charset=utf-8", posts()[1].headers["content-type"])
+    end)
+  end)
+
   describe("bodies", function()
     it("sends a body with embedded NULs whole", function()
       local ud = core.new({ api_key = KEY, base_url = server.url, allow_insecure_http = true, max_retries = 0 })

@@ -106,8 +106,18 @@ static const lc_call *lc_check_call(lua_State *L, int idx) {
   return c;
 }
 
+/* Whether list has a line of the header that line names ("Name: value" or "Name:"). */
+static int lc_headers_have(const struct curl_slist *list, const char *line) {
+  size_t n = strcspn(line, ":");
+  for (; list != NULL; list = list->next)
+    if (strncasecmp(list->data, line, n) == 0 && list->data[n] == ':') return 1;
+  return 0;
+}
+
 /* A copy of base with lines appended, owned by the caller (curl_slist_free_all). A POST sends
-   its Content-Type and never waits for 100-continue. Raises when out of memory, freeing it. */
+   its Content-Type and never waits for 100-continue, unless base (the caller's opts.headers) sets
+   that header: one line each, the caller's (spec/review2_create_spec.lua, "headers"). Raises when
+   out of memory, freeing it. */
 static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist *base, const char *const *lines) {
   struct curl_slist *out = NULL, *tmp;
   const struct curl_slist *p;
@@ -117,6 +127,7 @@ static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist 
     out = tmp;
   }
   for (i = 0; lines[i] != NULL; i++) {
+    if (lc_headers_have(base, lines[i])) continue;
     if ((tmp = curl_slist_append(out, lines[i])) == NULL) goto oom;
     out = tmp;
   }
