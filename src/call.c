@@ -106,8 +106,18 @@ static const lc_call *lc_check_call(lua_State *L, int idx) {
   return c;
 }
 
+/* Whether list has a line of the header that line names ("Name: value" or "Name:"). */
+static int lc_headers_have(const struct curl_slist *list, const char *line) {
+  size_t n = strcspn(line, ":");
+  for (; list != NULL; list = list->next)
+    if (strncasecmp(list->data, line, n) == 0 && list->data[n] == ':') return 1;
+  return 0;
+}
+
 /* A copy of base with lines appended, owned by the caller (curl_slist_free_all). A POST sends
-   its Content-Type and never waits for 100-continue. Raises when out of memory, freeing it. */
+   its Content-Type and never waits for 100-continue, unless base (the caller's opts.headers) sets
+   that header: one line each, the caller's (spec/review2_create_spec.lua, "headers"). Raises when
+   out of memory, freeing it. */
 static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist *base, const char *const *lines) {
   struct curl_slist *out = NULL, *tmp;
   const struct curl_slist *p;
@@ -117,6 +127,7 @@ static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist 
     out = tmp;
   }
   for (i = 0; lines[i] != NULL; i++) {
+    if (lc_headers_have(base, lines[i])) continue;
     if ((tmp = curl_slist_append(out, lines[i])) == NULL) goto oom;
     out = tmp;
   }
@@ -152,19 +163,21 @@ static int lc_query_value_ok(lua_State *L, int idx) {
   return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
 }
 
-static void lc_check_extra_query(lua_State *L, int idx, const char *fn) {
+/* what names the table in messages: "option 'extra_query'" or "query" (prepare's argument). */
+static void lc_check_extra_query(lua_State *L, int idx, const char *fn, const char *what) {
   idx = lc_absindex(L, idx);
-  if (!lua_istable(L, idx)) luaL_error(L, "llamacloud: %s: option 'extra_query' must be a table", fn);
+  if (!lua_istable(L, idx)) luaL_error(L, "llamacloud: %s: %s must be a table (got %s)", fn, what,
+                                    luaL_typename(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "llamacloud: %s: option 'extra_query' keys must be strings", fn);
+      luaL_error(L, "llamacloud: %s: %s keys must be strings", fn, what);
     if (lua_istable(L, -1)) {
       size_t i, n = lc_rawlen(L, -1);
       for (i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, (int)i);
         if (!lc_query_value_ok(L, -1))
-          luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' holds a %s", fn, lua_tostring(L, -3),
+          luaL_error(L, "llamacloud: %s: %s: '%s' holds a %s", fn, what, lua_tostring(L, -3),
                      luaL_typename(L, -1));
         lua_pop(L, 1);
       }
@@ -173,12 +186,12 @@ static void lc_check_extra_query(lua_State *L, int idx, const char *fn) {
       while (lua_next(L, -2) != 0) {
         lua_pop(L, 1);
         if (!lc_isinteger(L, -1) || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > (double)n)
-          luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' must be a string, number, boolean or list",
-                     fn, lua_tostring(L, -3));
+          luaL_error(L, "llamacloud: %s: %s: '%s' must be a string, number, boolean or list",
+                     fn, what, lua_tostring(L, -3));
       }
     } else if (!lc_query_value_ok(L, -1)) {
-      luaL_error(L, "llamacloud: %s: option 'extra_query': '%s' must be a string, number, boolean or list",
-                 fn, lua_tostring(L, -2));
+      luaL_error(L, "llamacloud: %s: %s: '%s' must be a string, number, boolean or list",
+                 fn, what, lua_tostring(L, -2));
     }
     lua_pop(L, 1);
   }
@@ -257,7 +270,7 @@ static int lc_add_repeated(lua_State *L, lc_buf *b, int *first, const char *key)
 }
 
 /* Pushes a new request of call for the client whose settings are cfg (its userdata at cidx): the id
-   at id_idx (0 when the call takes none), the options at opts_idx, a table of query parameters at
+   at id_idx (0: none; a call that takes none raises if one is given), the options at opts_idx, a table of query parameters at
    query_idx (0: none; sorted keys, a list repeats its key) and a body string at body_idx (0: none).
    Options are read raw; each string read stays on the stack until the request is built, then only
    the request is left above what was there. */
@@ -265,7 +278,7 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
                                         int opts, int query_idx, int body_idx, int want_raw) {
   int base = lua_gettop(L), first = 1, has_opts, repeated_idx = 0, extra_idx = 0, headers_idx = 0;
   size_t idlen = 0;
-  const char *id = NULL, *org = cfg->organization_id, *project = cfg->project_id, *err, *fn = call->name;
+  const char *id = NULL, *org = NULL, *project = NULL, *err, *fn = call->name;
   double timeout = cfg->timeout, max_retries = cfg->max_retries, deadline = HUGE_VAL;
   lc_request *r;
 
@@ -280,8 +293,12 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
       luaL_error(L, "llamacloud: %s: %s", fn, err);
     }
   }
-  if (body_idx && lua_type(L, body_idx) != LUA_TSTRING) luaL_error(L, "llamacloud: %s: the body must be a string", fn);
-  if (query_idx && !lua_isnil(L, query_idx)) lc_check_extra_query(L, query_idx, fn);
+  /* what a call does not send raises rather than being dropped (spec/review2_create_spec.lua) */
+  if (call->id_name == NULL && id_idx && !lua_isnil(L, id_idx)) luaL_error(L, "llamacloud: %s: takes no id", fn);
+  if (body_idx && lua_type(L, body_idx) != LUA_TSTRING)
+    luaL_error(L, "llamacloud: %s: the body must be a string (got %s)", fn, luaL_typename(L, body_idx));
+  if (body_idx && call->method[0] != 'P') luaL_error(L, "llamacloud: %s: takes no body", fn);
+  if (query_idx && !lua_isnil(L, query_idx)) lc_check_extra_query(L, query_idx, fn, "query");
   else query_idx = 0;
   has_opts = !lua_isnoneornil(L, opts);
   if (has_opts && !lua_istable(L, opts))
@@ -304,7 +321,7 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
     }
     if (lc_opt_push(L, opts, "extra_query") != LUA_TNIL) {
       extra_idx = lua_gettop(L);
-      lc_check_extra_query(L, extra_idx, fn);
+      lc_check_extra_query(L, extra_idx, fn, "option 'extra_query'");
     }
   }
 
@@ -316,6 +333,11 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
   lc_setmetatable(L, LC_REQUEST_MT);
   r->cfg = cfg;
   cfg->users++; /* dropped in lc_request_release */
+  /* A finalizer run by an allocation above may have closed the client, freeing its strings: from
+     here on they live as long as r, and none was read before (spec/review2_lazy_multi_spec.lua). */
+  if (cfg->closed) luaL_error(L, "llamacloud: the client is closed");
+  if (org == NULL) org = cfg->organization_id;
+  if (project == NULL) project = cfg->project_id;
   r->method = call->method;
   r->post = call->method[0] == 'P';
   r->policy = call->policy;

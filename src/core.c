@@ -114,6 +114,15 @@ static lc_multi *lc_client_own_multi(lua_State *L, lc_client *c) {
   if (c->multi != NULL) return c->multi;
   m = lc_multi_push_new(L, LC_BLOCKING_CONNECTIONS);
   ref = luaL_ref(L, LUA_REGISTRYINDEX); /* before c points at the multi: a raise leaves c without one */
+  if (c->multi != NULL || c->closed) {
+    /* a finalizer the two allocations above ran made the client's multi (a blocking call of its
+       own) or closed the client: this one goes, else it stayed referenced, with its descriptors,
+       until lua_close (spec/review2_lazy_multi_spec.lua) */
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lc_multi_close(L, m);
+    if (c->closed) luaL_error(L, "llamacloud: the client is closed");
+    return c->multi;
+  }
   c->multi = m;
   c->multi_ref = ref;
   return m;
@@ -199,7 +208,7 @@ static int lc_client_prepare(lua_State *L) {
   const lc_call *call = lc_check_call(L, 2);
   int want_raw = lua_toboolean(L, 7);
   lua_settop(L, 6);
-  lc_request_push_call(L, call, 1, &c->cfg, call->id_name ? 3 : 0, 4, lua_isnil(L, 5) ? 0 : 5,
+  lc_request_push_call(L, call, 1, &c->cfg, 3, 4, lua_isnil(L, 5) ? 0 : 5,
                        lua_isnil(L, 6) ? 0 : 6, want_raw);
   return 1;
 }

@@ -48,6 +48,7 @@ static void lc_config_free(lc_config *cfg) {
   free(cfg->project_id);
   lc_slist_free_wiped(cfg->headers);
   memset(cfg, 0, sizeof *cfg);
+  cfg->closed = 1; /* still closed: a call that was building a request from it sees so (call.c) */
 }
 
 /* ---- option tables: read raw (no __index runs), every mistake raises naming the option ---- */
