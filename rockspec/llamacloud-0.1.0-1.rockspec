@@ -49,6 +49,7 @@ build = {
     },
     ["llamacloud"] = "lua/llamacloud/init.lua",
     ["llamacloud.wait"] = "lua/llamacloud/wait.lua",
+    ["llamacloud.pool"] = "lua/llamacloud/pool.lua",
     ["llamacloud.calls"] = "lua/llamacloud/calls.lua",
     ["llamacloud.bind"] = "lua/llamacloud/bind.lua",
     ["llamacloud.pages"] = "lua/llamacloud/pages.lua",

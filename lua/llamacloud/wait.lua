@@ -5,6 +5,7 @@
 -- let go (an exiting nginx worker), on which the loops end at their next turn.
 local core = require("llamacloud.core")
 local calls = require("llamacloud.calls")
+local pool_of = require("llamacloud.pool")
 
 local M = {}
 
@@ -13,8 +14,6 @@ local DEFAULT_MAX_INTERVAL = 5.0
 local DEFAULT_TIMEOUT = 7200
 local DEFAULT_BACKOFF = "linear"
 local DEFAULT_CONCURRENCY = 16
--- The longest a step blocks at once (the deadline may be math.huge).
-local MAX_STEP_WAIT = 60
 
 M.DEFAULTS = {
   interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
@@ -311,96 +310,6 @@ function M.get_many(host, ud, ids, opts, want_raw)
   return out
 end
 
--- wait_many's schedule: a binary heap of the ids' states waiting for their next poll, soonest
--- first (ties in the order they were pushed), so a step costs O(log n) whatever the number of
--- ids (bench/scale.lua measures it flat from 2,000 to 50,000 ids).
-local function earlier(a, b)
-  return a.at < b.at or (a.at == b.at and a.seq < b.seq)
-end
-
-local function heap_push(h, s)
-  local k = #h + 1
-  h[k] = s
-  while k > 1 do
-    local parent = math.floor(k / 2)
-    if not earlier(h[k], h[parent]) then break end
-    h[k], h[parent] = h[parent], h[k]
-    k = parent
-  end
-end
-
-local function heap_pop(h)
-  local top, n = h[1], #h
-  h[1] = h[n]
-  h[n] = nil
-  n = n - 1
-  local k = 1
-  while true do
-    local l = 2 * k
-    local m = k
-    if l <= n and earlier(h[l], h[m]) then m = l end
-    if l + 1 <= n and earlier(h[l + 1], h[m]) then m = l + 1 end
-    if m == k then break end
-    h[k], h[m] = h[m], h[k]
-    k = m
-  end
-  return top
-end
-
--- The polls of wait_many and wait_files: states in the heap due, each sent when its time s.at has
--- come, at most concurrency in flight at once on one multi, never past deadline.
-local function new_pool(multi, due, concurrency, deadline)
-  return { multi = multi, due = due, seq = #due, by_req = {}, in_flight = 0, concurrency = concurrency,
-           deadline = deadline }
-end
-
--- Puts s back in the heap for its next poll, after the backoff's pause or a longer hint.
-local function poll_again(pool, w, s, now, hint)
-  local pause = interval_after(w, s.attempt)
-  if hint and hint > pause then pause = hint end
-  s.at = now + pause
-  pool.seq = pool.seq + 1
-  s.seq = pool.seq
-  heap_push(pool.due, s)
-end
-
--- One turn of the pool: the polls that are due (and not held before hold) go out with
--- request_for(s), the multi is stepped until one ends or the next is due, and on_result(s, ...)
--- gets what each that ended returned.
-local function pool_turn(host, pool, now, hold, request_for, on_result)
-  local due, multi = pool.due, pool.multi
-  -- Polls that are due go out, at most concurrency at once; the rest wait their turn here.
-  while pool.in_flight < pool.concurrency and due[1] and due[1].at <= now and hold <= now do
-    local s = heap_pop(due)
-    s.attempt = s.attempt + 1
-    local req = request_for(s)
-    pool.by_req[req] = s
-    pool.in_flight = pool.in_flight + 1
-    multi:add(req)
-  end
-  local finished, next_wait = host.step(multi, 0)
-  if not finished then
-    now = host.now()
-    local pause = pool.deadline - now
-    if due[1] and pool.in_flight < pool.concurrency then
-      local at = due[1].at > hold and due[1].at or hold
-      if at - now < pause then pause = at - now end
-    end
-    if next_wait and next_wait < pause then pause = next_wait end
-    if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
-    if pause > 0 then finished = host.step(multi, pause) end
-  end
-  if finished then
-    for k = 1, #finished do
-      local req = finished[k]
-      local s = pool.by_req[req]
-      pool.by_req[req] = nil
-      pool.in_flight = pool.in_flight - 1
-      on_result(s, req:result())
-    end
-  end
-end
-
 function M.wait_many(host, ud, ids, opts, want_raw)
   local get_opts, w = parse(opts, "wait_many", true, true)
   local n = check_ids(ids, "wait_many")
@@ -419,7 +328,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
     state[i] = { i = i, at = start, seq = i, attempt = 0 }
     due[i] = state[i] -- in seq order, so already a heap
   end
-  local pool = new_pool(ud:multi(w.concurrency), due, w.concurrency, deadline)
+  local pool = pool_of.new(ud:multi(w.concurrency), due, w.concurrency, deadline)
 
   local function finish(i, batch, err)
     out[i].batch, out[i].err = batch, err
@@ -443,7 +352,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       out[i].raw = raw
       return finish(i, final_result(ids[i], batch))
     end
-    poll_again(pool, w, s, now, hint)
+    pool_of.again(pool, s, now, interval_after(w, s.attempt), hint)
   end
   local function request_for(s) return ud:request(ids[s.i], get_opts, want_raw) end
 
@@ -461,7 +370,7 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       end
       break
     end
-    pool_turn(host, pool, now, -math.huge, request_for, on_result)
+    pool_of.turn(host, pool, now, -math.huge, request_for, on_result)
   end
   pool.multi:close()
   return out
@@ -587,7 +496,7 @@ function M.wait_files(host, ud, id, opts)
     s.at, s.seq = start, k
     due[k] = s -- in seq order, so already a heap
   end
-  local pool = new_pool(ud:multi(w.concurrency), due, w.concurrency, deadline)
+  local pool = pool_of.new(ud:multi(w.concurrency), due, w.concurrency, deadline)
   local pending, hold, final_err = n, 0, nil
 
   local function on_result(s, job, e, hint)
@@ -608,7 +517,7 @@ function M.wait_files(host, ud, id, opts)
     elseif e.status == 429 and hint then
       if now + hint > hold then hold = now + hint end
     end
-    poll_again(pool, w, s, now, hint)
+    pool_of.again(pool, s, now, interval_after(w, s.attempt), hint)
   end
   local function request_for(s)
     local ref = s.file.job_reference
@@ -627,7 +536,7 @@ function M.wait_files(host, ud, id, opts)
         .. w.timeout .. " s (" .. pending .. " left)", { batch = batch })
       break
     end
-    pool_turn(host, pool, now, hold, request_for, on_result)
+    pool_of.turn(host, pool, now, hold, request_for, on_result)
   end
   pool.multi:close()
   report.counts = count(files)
