@@ -80,101 +80,104 @@ local function secret_flag()
   end
 end
 
-function M.completion(shell)
-  local fake_flags = help.fake_server_flags()
-  local types = table.concat(flags.JOB_TYPES, " ")
-  if shell == "bash" then
-    local lines = {
+-- How bash and zsh say what the `case` script below needs: offer(words), at(n) (the word being
+-- completed is word n), word(n), the variables and the files to complete, and the lines that differ.
+local CASE_SHELLS = {
+  bash = {
+    head = {
       "# bash completion for llamacloud; load it with: source <(llamacloud completion bash)",
       "_llamacloud() {",
       '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
-      '  case "$prev" in',
-    }
-    local function add(l) lines[#lines + 1] = l end
-    for _, v in ipairs(value_flags()) do
-      add("    " .. v[1] .. ') COMPREPLY=($(compgen -W "' .. v[2] .. '" -- "$cur")); return ;;')
-    end
-    add("    " .. secret_flag() .. ') COMPREPLY=($(compgen -v -- "$cur")); return ;;')
-    add('    --scenario) COMPREPLY=($(compgen -f -- "$cur")); return ;;')
-    add("    " .. table.concat(valued(fake_flags), "|") .. ") return ;;")
-    add("  esac")
-    add("  if [[ $COMP_CWORD -eq 1 ]]; then")
-    add('    COMPREPLY=($(compgen -W "' .. top_names() .. ' --help --version" -- "$cur")); return')
-    add("  fi")
-    add('  case "${COMP_WORDS[1]}" in')
-    for _, group in ipairs(GROUPS) do
-      add("    " .. group .. ")")
-      add("      if [[ $COMP_CWORD -eq 2 ]]; then")
-      add('        COMPREPLY=($(compgen -W "' .. table.concat(words_of(group), " ") .. ' --help" -- "$cur")); return')
+    },
+    offer = function(words) return 'COMPREPLY=($(compgen -W "' .. words .. '" -- "$cur"))' end,
+    at = function(n) return "[[ $COMP_CWORD -eq " .. n .. " ]]" end,
+    word = function(n) return "${COMP_WORDS[" .. n .. "]}" end,
+    variables = 'COMPREPLY=($(compgen -v -- "$cur"))',
+    files = 'COMPREPLY=($(compgen -f -- "$cur"))',
+    group_words = function(sh, add, words)
+      add("      if " .. sh.at(2) .. "; then")
+      add("        " .. sh.offer(words) .. "; return")
       add("      fi")
-      if group == "jobs" then
-        add('      if [[ ${COMP_WORDS[2]} == get && $COMP_CWORD -eq 3 && $cur != -* ]]; then')
-        add('        COMPREPLY=($(compgen -W "' .. types .. '" -- "$cur")); return')
-        add("      fi")
-      end
-      add('      [[ $cur == -* ]] || return')
-      add('      case "${COMP_WORDS[2]}" in')
-      for _, c in ipairs(COMMANDS) do
-        if c[2]:match("^%S+") == group then
-          add("        " .. c[2]:match("%S+$") .. ') COMPREPLY=($(compgen -W "' .. names_of(c[1]) .. '" -- "$cur")) ;;')
-        end
-      end
-      add("      esac ;;")
-    end
-    add('    fake-server) COMPREPLY=($(compgen -W "' .. fake_names(fake_flags) .. '" -- "$cur")) ;;')
-    add('    completion) [[ $COMP_CWORD -eq 2 ]] && COMPREPLY=($(compgen -W "' .. table.concat(SHELLS, " ")
-      .. '" -- "$cur")) ;;')
-    add("  esac")
-    add("}")
-    add("complete -F _llamacloud llamacloud")
-    add("")
-    return table.concat(lines, "\n")
-  elseif shell == "zsh" then
-    local lines = {
+    end,
+    job_types = function(sh, add, types)
+      add("      if [[ " .. sh.word(2) .. " == get && $COMP_CWORD -eq 3 && $cur != -* ]]; then")
+      add("        " .. sh.offer(types) .. "; return")
+      add("      fi")
+    end,
+    tail = { "complete -F _llamacloud llamacloud" },
+  },
+  zsh = {
+    head = {
       "#compdef llamacloud",
       "# zsh completion for llamacloud: save as _llamacloud in a directory of $fpath,",
       "# or load it with: source <(llamacloud completion zsh)",
       "_llamacloud() {",
       "  local cur=${words[CURRENT]} prev=${words[CURRENT-1]}",
-      '  case "$prev" in',
-    }
-    local function add(l) lines[#lines + 1] = l end
-    for _, v in ipairs(value_flags()) do add("    " .. v[1] .. ") compadd -- " .. v[2] .. "; return ;;") end
-    add("    " .. secret_flag() .. ") _parameters; return ;;")
-    add("    --scenario) _files; return ;;")
-    add("    " .. table.concat(valued(fake_flags), "|") .. ") return ;;")
-    add("  esac")
-    add("  if (( CURRENT == 2 )); then")
-    add("    compadd -- " .. top_names() .. " --help --version; return")
-    add("  fi")
-    add('  case "${words[2]}" in')
-    for _, group in ipairs(GROUPS) do
-      add("    " .. group .. ")")
-      add("      if (( CURRENT == 3 )); then compadd -- " .. table.concat(words_of(group), " ") .. " --help; return; fi")
-      if group == "jobs" then
-        add('      if [[ ${words[3]} == get && $cur != -* ]] && (( CURRENT == 4 )); then compadd -- ' .. types
-          .. "; return; fi")
+    },
+    offer = function(words) return "compadd -- " .. words end,
+    at = function(n) return "(( CURRENT == " .. (n + 1) .. " ))" end,
+    word = function(n) return "${words[" .. (n + 1) .. "]}" end,
+    variables = "_parameters",
+    files = "_files",
+    group_words = function(sh, add, words)
+      add("      if " .. sh.at(2) .. "; then " .. sh.offer(words) .. "; return; fi")
+    end,
+    job_types = function(sh, add, types)
+      add("      if [[ " .. sh.word(2) .. " == get && $cur != -* ]] && " .. sh.at(3) .. "; then "
+        .. sh.offer(types) .. "; return; fi")
+    end,
+    tail = {
+      'if [[ "${zsh_eval_context[-1]}" == loadautofunc ]]; then',
+      '  _llamacloud "$@"',
+      "else",
+      "  compdef _llamacloud llamacloud",
+      "fi",
+    },
+  },
+}
+
+-- The bash or zsh script: a `case` on the word before (a flag's values), then on the words so far.
+local function case_script(sh, fake_flags, types)
+  local lines = {}
+  local function add(l) lines[#lines + 1] = l end
+  for _, l in ipairs(sh.head) do add(l) end
+  add('  case "$prev" in')
+  for _, v in ipairs(value_flags()) do add("    " .. v[1] .. ") " .. sh.offer(v[2]) .. "; return ;;") end
+  add("    " .. secret_flag() .. ") " .. sh.variables .. "; return ;;")
+  add("    --scenario) " .. sh.files .. "; return ;;")
+  add("    " .. table.concat(valued(fake_flags), "|") .. ") return ;;")
+  add("  esac")
+  add("  if " .. sh.at(1) .. "; then")
+  add("    " .. sh.offer(top_names() .. " --help --version") .. "; return")
+  add("  fi")
+  add('  case "' .. sh.word(1) .. '" in')
+  for _, group in ipairs(GROUPS) do
+    add("    " .. group .. ")")
+    sh.group_words(sh, add, table.concat(words_of(group), " ") .. " --help")
+    if group == "jobs" then sh.job_types(sh, add, types) end
+    add("      [[ $cur == -* ]] || return")
+    add('      case "' .. sh.word(2) .. '" in')
+    for _, c in ipairs(COMMANDS) do
+      if c[2]:match("^%S+") == group then
+        add("        " .. c[2]:match("%S+$") .. ") " .. sh.offer(names_of(c[1])) .. " ;;")
       end
-      add("      [[ $cur == -* ]] || return")
-      add('      case "${words[3]}" in')
-      for _, c in ipairs(COMMANDS) do
-        if c[2]:match("^%S+") == group then
-          add("        " .. c[2]:match("%S+$") .. ") compadd -- " .. names_of(c[1]) .. " ;;")
-        end
-      end
-      add("      esac ;;")
     end
-    add("    fake-server) compadd -- " .. fake_names(fake_flags) .. " ;;")
-    add("    completion) (( CURRENT == 3 )) && compadd -- " .. table.concat(SHELLS, " ") .. " ;;")
-    add("  esac")
-    add("}")
-    add('if [[ "${zsh_eval_context[-1]}" == loadautofunc ]]; then')
-    add('  _llamacloud "$@"')
-    add("else")
-    add("  compdef _llamacloud llamacloud")
-    add("fi")
-    add("")
-    return table.concat(lines, "\n")
+    add("      esac ;;")
+  end
+  add("    fake-server) " .. sh.offer(fake_names(fake_flags)) .. " ;;")
+  add("    completion) " .. sh.at(2) .. " && " .. sh.offer(table.concat(SHELLS, " ")) .. " ;;")
+  add("  esac")
+  add("}")
+  for _, l in ipairs(sh.tail) do add(l) end
+  add("")
+  return table.concat(lines, "\n")
+end
+
+function M.completion(shell)
+  local fake_flags = help.fake_server_flags()
+  local types = table.concat(flags.JOB_TYPES, " ")
+  if CASE_SHELLS[shell] then
+    return case_script(CASE_SHELLS[shell], fake_flags, types)
   elseif shell == "fish" then
     local lines = {
       "# fish completion for llamacloud: llamacloud completion fish > ~/.config/fish/completions/llamacloud.fish",

@@ -71,6 +71,17 @@ local NUMBERS_TEXT = {
   "'-'). `--` ends the options: every word after it is an argument.",
 }
 
+-- A --help text from its lines: the options' last line, then how values are written and the exit codes.
+local function with_ending(lines)
+  lines[#lines + 1] = "  -h, --help                  this text"
+  lines[#lines + 1] = ""
+  for _, l in ipairs(NUMBERS_TEXT) do lines[#lines + 1] = l end
+  lines[#lines + 1] = ""
+  for _, l in ipairs(EXIT_TEXT) do lines[#lines + 1] = l end
+  lines[#lines + 1] = ""
+  return table.concat(lines, "\n")
+end
+
 local function flag_line(f, group)
   local line = string.format("  %-26s  %s", f[1] .. (f[5] and (" " .. f[5]) or ""), f[6])
   if group then
@@ -120,13 +131,7 @@ local function group_usage(group)
     for _, c in ipairs(COMMANDS) do mine = mine or (f[4][c[1]] and c[2]:match("^%S+") == group) end
     if mine then lines[#lines + 1] = flag_line(f, group) end
   end
-  lines[#lines + 1] = "  -h, --help                  this text"
-  lines[#lines + 1] = ""
-  for _, l in ipairs(NUMBERS_TEXT) do lines[#lines + 1] = l end
-  lines[#lines + 1] = ""
-  for _, l in ipairs(EXIT_TEXT) do lines[#lines + 1] = l end
-  lines[#lines + 1] = ""
-  return table.concat(lines, "\n")
+  return with_ending(lines)
 end
 
 -- What a command does beyond its one-line summary, for its own --help.
@@ -168,13 +173,7 @@ function M.command_usage(command)
       for _, f in ipairs(FLAGS) do
         if f[4][command] then lines[#lines + 1] = flag_line(f) end
       end
-      lines[#lines + 1] = "  -h, --help                  this text"
-      lines[#lines + 1] = ""
-      for _, l in ipairs(NUMBERS_TEXT) do lines[#lines + 1] = l end
-      lines[#lines + 1] = ""
-      for _, l in ipairs(EXIT_TEXT) do lines[#lines + 1] = l end
-      lines[#lines + 1] = ""
-      return table.concat(lines, "\n")
+      return with_ending(lines)
     end
   end
 end
