@@ -1,5 +1,4 @@
--- The client the commands send requests with: a host whose waits are cut into slices with a tick
--- between them (progress time moves), the terminal's size for the progress lines.
+-- The client the commands send with, on a host whose waits are cut into slices; the progress setup.
 local M = {}
 
 -- The longest the command blocks in libcurl or in a sleep at once: how often progress time moves

@@ -1,5 +1,4 @@
--- The llamacloud command: argv in, exit code out. The tables and helpers of its parts are exported
--- here too, as cli_spec and cli_workflow_spec read them.
+-- The llamacloud command: argv in, exit code out.
 local flags = require("llamacloud.cli.flags")
 local help = require("llamacloud.cli.help")
 local completion = require("llamacloud.cli.completion")
@@ -7,6 +6,8 @@ local output = require("llamacloud.cli.output")
 local client = require("llamacloud.cli.client")
 local commands = require("llamacloud.cli.commands")
 
+-- The tables and helpers of the parts, exported as before the split: cli_spec and cli_workflow_spec
+-- read them.
 local M = {
   EXIT = output.EXIT,
   COMMANDS = flags.COMMANDS, FLAGS = flags.FLAGS, STATUSES = flags.STATUSES, JOB_TYPES = flags.JOB_TYPES,

@@ -1,5 +1,4 @@
--- What the command writes: stdout through one writer that keeps its first failure, messages on stderr,
--- the JSON it prints, and the exit codes.
+-- What the command writes (stdout through one writer, messages on stderr, JSON) and its exit codes.
 local M = {}
 
 -- 70 is sysexits' EX_SOFTWARE: a bug in llamacloud (the trace is on stderr); 130 is the shells' code
