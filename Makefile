@@ -143,11 +143,12 @@ demo: $(SO)
 	@$(LUA_ENV) LUA=$(LUA) sh examples/demo.sh
 
 install: $(SO)
-	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/llamacloud $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/host $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/fake_server $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/llamacloud $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/host $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/fake_server $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/cli $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/llamacloud/core.so
 	install -m 644 lua/llamacloud/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/
 	install -m 644 lua/llamacloud/host/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/host/
 	install -m 644 lua/llamacloud/fake_server/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/fake_server/
+	install -m 644 lua/llamacloud/cli/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/llamacloud/cli/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/llamacloud > $(DESTDIR)$(PREFIX)/bin/llamacloud
 	chmod 755 $(DESTDIR)$(PREFIX)/bin/llamacloud
 

@@ -13,14 +13,15 @@ local M = {}
 local raise = calls.raise
 
 -- A request built from its checked arguments; a misuse the C core finds raises at the user's line.
-local function prepare(ud, decl, first, opts)
+-- want_raw (the command line) keeps the body's text.
+local function prepare(ud, decl, first, opts, want_raw)
   local engine, id, o, query, body
   if decl.prepare then
     engine, id, o, query, body = decl.prepare(first, opts)
   else
     engine, id, o = decl.engine, first, opts
   end
-  local ok, req = pcall(ud.prepare, ud, engine, id, o, query, body)
+  local ok, req = pcall(ud.prepare, ud, engine, id, o, query, body, want_raw)
   if not ok then raise(req) end
   return req
 end

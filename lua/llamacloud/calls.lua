@@ -19,12 +19,15 @@ local function options(...)
   return out
 end
 
--- Raises msg at the first caller outside this library (see wait.lua's raise).
+-- Raises msg at the first caller outside this library (hosts add frames of their own, a different
+-- number each), so an argument error names the user's line as get's do (spec/wait_spec.lua, "names
+-- the caller's line").
 local function raise(msg)
   local level = 2
   while true do
     local info = debug.getinfo(level, "S")
     if not info then break end
+    -- 5.1 shows a tail call as a frame of its own
     if info.what ~= "tail" and not info.source:find("[@/\\]llamacloud[/\\][%w_/\\]*%.lua$") then break end
     level = level + 1
   end
@@ -41,6 +44,7 @@ local function is_list(t)
   end
   return true
 end
+M.is_list = is_list
 
 local function check_known(t, known, fn, where)
   for k in pairs(t) do

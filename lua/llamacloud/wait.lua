@@ -5,6 +5,7 @@
 -- let go (an exiting nginx worker), on which the loops end at their next turn.
 local core = require("llamacloud.core")
 local calls = require("llamacloud.calls")
+local pool_of = require("llamacloud.pool")
 
 local M = {}
 
@@ -13,8 +14,6 @@ local DEFAULT_MAX_INTERVAL = 5.0
 local DEFAULT_TIMEOUT = 7200
 local DEFAULT_BACKOFF = "linear"
 local DEFAULT_CONCURRENCY = 16
--- The longest a step blocks at once (the deadline may be math.huge).
-local MAX_STEP_WAIT = 60
 
 M.DEFAULTS = {
   interval = DEFAULT_INTERVAL, max_interval = DEFAULT_MAX_INTERVAL, timeout = DEFAULT_TIMEOUT,
@@ -31,20 +30,8 @@ local WAIT_KEYS = { interval = true, max_interval = true, backoff = true, timeou
 local FILES_KEYS = { on_file = true, job_expand = true }
 local BACKOFFS = { linear = true, exponential = true, constant = true }
 
--- Raises msg at the first caller outside this library (hosts add frames of their own, a
--- different number each), so an argument error names the user's line as get's do
--- (spec/wait_spec.lua, "names the caller's line").
-local function raise(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then break end
-    -- 5.1 shows a tail call as a frame of its own
-    if info.what ~= "tail" and not info.source:find("[@/\\]llamacloud[/\\][%w_/\\]*%.lua$") then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+-- An argument error names the user's line (spec/wait_spec.lua, "names the caller's line").
+local raise = calls.raise
 
 -- Errors that get has already retried and that may clear up: the wait goes on past them.
 local function transient(err)
@@ -121,9 +108,9 @@ local function parse(opts, fn, waiting, many, files)
     local je = w.job_expand
     local ok = je == nil or type(je) == "string"
     if type(je) == "table" then
-      ok = true
-      for k, v in pairs(je) do
-        if type(k) ~= "number" or k < 1 or k > #je or k ~= math.floor(k) or type(v) ~= "string" then ok = false end
+      ok = calls.is_list(je)
+      for _, v in pairs(je) do
+        if type(v) ~= "string" then ok = false end
       end
     end
     if not ok then raise("llamacloud: " .. fn .. ": option 'job_expand' must be a string or a list of strings") end
@@ -135,13 +122,8 @@ local function check_ids(ids, fn)
   if type(ids) ~= "table" then
     raise("llamacloud: " .. fn .. ": ids must be a list of batch ids (got " .. type(ids) .. ")")
   end
-  local n = #ids
-  for k in pairs(ids) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
-      raise("llamacloud: " .. fn .. ": ids must be a list of batch ids")
-    end
-  end
-  return n
+  if not calls.is_list(ids) then raise("llamacloud: " .. fn .. ": ids must be a list of batch ids") end
+  return #ids
 end
 
 -- The rule the C core applies to a batch_id, with its messages (spec/many_spec.lua, "bad input"), so
@@ -328,42 +310,6 @@ function M.get_many(host, ud, ids, opts, want_raw)
   return out
 end
 
--- wait_many's schedule: a binary heap of the ids' states waiting for their next poll, soonest
--- first (ties in the order they were pushed), so a step costs O(log n) whatever the number of
--- ids (bench/scale.lua measures it flat from 2,000 to 50,000 ids).
-local function earlier(a, b)
-  return a.at < b.at or (a.at == b.at and a.seq < b.seq)
-end
-
-local function heap_push(h, s)
-  local k = #h + 1
-  h[k] = s
-  while k > 1 do
-    local parent = math.floor(k / 2)
-    if not earlier(h[k], h[parent]) then break end
-    h[k], h[parent] = h[parent], h[k]
-    k = parent
-  end
-end
-
-local function heap_pop(h)
-  local top, n = h[1], #h
-  h[1] = h[n]
-  h[n] = nil
-  n = n - 1
-  local k = 1
-  while true do
-    local l = 2 * k
-    local m = k
-    if l <= n and earlier(h[l], h[m]) then m = l end
-    if l + 1 <= n and earlier(h[l + 1], h[m]) then m = l + 1 end
-    if m == k then break end
-    h[k], h[m] = h[m], h[k]
-    k = m
-  end
-  return top
-end
-
 function M.wait_many(host, ud, ids, opts, want_raw)
   local get_opts, w = parse(opts, "wait_many", true, true)
   local n = check_ids(ids, "wait_many")
@@ -375,14 +321,14 @@ function M.wait_many(host, ud, ids, opts, want_raw)
   -- The whole-wait deadline bounds every attempt of every poll and every retry pause between
   -- them, so a hung server cannot hold the wait past it (spec/wait_spec.lua, "never answers").
   get_opts.deadline = deadline
-  local multi = ud:multi(w.concurrency)
-  local out, state, by_req, due = {}, {}, {}, {}
-  local pending, in_flight, seq, stopped = n, 0, n, nil
+  local out, state, due = {}, {}, {}
+  local pending, stopped = n, nil
   for i = 1, n do
     out[i] = {}
     state[i] = { i = i, at = start, seq = i, attempt = 0 }
     due[i] = state[i] -- in seq order, so already a heap
   end
+  local pool = pool_of.new(ud:multi(w.concurrency), due, w.concurrency, deadline)
 
   local function finish(i, batch, err)
     out[i].batch, out[i].err = batch, err
@@ -406,13 +352,9 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       out[i].raw = raw
       return finish(i, final_result(ids[i], batch))
     end
-    local pause = interval_after(w, s.attempt)
-    if hint and hint > pause then pause = hint end
-    s.at = now + pause
-    seq = seq + 1
-    s.seq = seq
-    heap_push(due, s)
+    pool_of.again(pool, s, now, interval_after(w, s.attempt), hint)
   end
+  local function request_for(s) return ud:request(ids[s.i], get_opts, want_raw) end
 
   while pending > 0 do
     local now = host.now()
@@ -428,35 +370,9 @@ function M.wait_many(host, ud, ids, opts, want_raw)
       end
       break
     end
-    -- Polls that are due go out, at most concurrency at once; the rest wait their turn here.
-    while in_flight < w.concurrency and due[1] and due[1].at <= now do
-      local s = heap_pop(due)
-      s.attempt = s.attempt + 1
-      local req = ud:request(ids[s.i], get_opts, want_raw)
-      by_req[req] = s
-      in_flight = in_flight + 1
-      multi:add(req)
-    end
-    local finished, next_wait = host.step(multi, 0)
-    if not finished then
-      now = host.now()
-      local pause = deadline - now
-      if due[1] and in_flight < w.concurrency and due[1].at - now < pause then pause = due[1].at - now end
-      if next_wait and next_wait < pause then pause = next_wait end
-      if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
-      if pause > 0 then finished = host.step(multi, pause) end
-    end
-    if finished then
-      for k = 1, #finished do
-        local req = finished[k]
-        local s = by_req[req]
-        by_req[req] = nil
-        in_flight = in_flight - 1
-        on_result(s, req:result())
-      end
-    end
+    pool_of.turn(host, pool, now, -math.huge, request_for, on_result)
   end
-  multi:close()
+  pool.multi:close()
   return out
 end
 
@@ -580,8 +496,8 @@ function M.wait_files(host, ud, id, opts)
     s.at, s.seq = start, k
     due[k] = s -- in seq order, so already a heap
   end
-  local multi = ud:multi(w.concurrency)
-  local by_req, pending, in_flight, seq, hold, final_err = {}, n, 0, n, 0, nil
+  local pool = pool_of.new(ud:multi(w.concurrency), due, w.concurrency, deadline)
+  local pending, hold, final_err = n, 0, nil
 
   local function on_result(s, job, e, hint)
     local f = s.file
@@ -601,12 +517,11 @@ function M.wait_files(host, ud, id, opts)
     elseif e.status == 429 and hint then
       if now + hint > hold then hold = now + hint end
     end
-    local pause = interval_after(w, s.attempt)
-    if hint and hint > pause then pause = hint end
-    s.at = now + pause
-    seq = seq + 1
-    s.seq = seq
-    heap_push(due, s)
+    pool_of.again(pool, s, now, interval_after(w, s.attempt), hint)
+  end
+  local function request_for(s)
+    local ref = s.file.job_reference
+    return ud:prepare(calls.engine[ref.type], ref.id, job_opts)
   end
 
   while pending > 0 and not final_err do
@@ -621,38 +536,9 @@ function M.wait_files(host, ud, id, opts)
         .. w.timeout .. " s (" .. pending .. " left)", { batch = batch })
       break
     end
-    while in_flight < w.concurrency and due[1] and due[1].at <= now and hold <= now do
-      local s = heap_pop(due)
-      s.attempt = s.attempt + 1
-      local ref = s.file.job_reference
-      local req = ud:prepare(calls.engine[ref.type], ref.id, job_opts)
-      by_req[req] = s
-      in_flight = in_flight + 1
-      multi:add(req)
-    end
-    local finished, next_wait = host.step(multi, 0)
-    if not finished then
-      now = host.now()
-      local pause = deadline - now
-      if due[1] and in_flight < w.concurrency then
-        local at = due[1].at > hold and due[1].at or hold
-        if at - now < pause then pause = at - now end
-      end
-      if next_wait and next_wait < pause then pause = next_wait end
-      if pause > MAX_STEP_WAIT then pause = MAX_STEP_WAIT end
-      if pause > 0 then finished = host.step(multi, pause) end
-    end
-    if finished then
-      for k = 1, #finished do
-        local req = finished[k]
-        local s = by_req[req]
-        by_req[req] = nil
-        in_flight = in_flight - 1
-        on_result(s, req:result())
-      end
-    end
+    pool_of.turn(host, pool, now, hold, request_for, on_result)
   end
-  multi:close()
+  pool.multi:close()
   report.counts = count(files)
   return report, final_err
 end
