@@ -172,16 +172,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!(hint == -1 || (hint >= 0 && hint <= LC_RETRY_AFTER_MAX))) fuzz_fail("hint out of range", data, size);
 
   if (status >= 200 && status < 300) {
-    if (lc_request_decode_batch(G, &t)) {
-      lua_getfield(G, -1, "id");
-      lua_getfield(G, -2, "status");
-      if (lua_type(G, -1) != LUA_TSTRING || lua_type(G, -2) != LUA_TSTRING)
-        fuzz_fail("accepted a batch without string id and status", data, size);
-    } else if (lua_type(G, -1) != LUA_TSTRING) {
-      fuzz_fail("no validation message", data, size);
-    } else {
-      lc_error_push(G, "APIResponseValidationError", lua_tostring(G, -1), FUZZ_KEY);
-      if (fuzz_leaks(G, -1, 0)) fuzz_fail("the key leaked into a validation error", data, size);
+    /* The same body read as each call's shape: accepted only when it is that shape. */
+    int top = lua_gettop(G);
+    enum lc_shape shape;
+    for (shape = LC_SHAPE_BATCH; shape <= LC_SHAPE_JOB; shape++) {
+      if (lc_request_decode_body(G, &t, shape)) {
+        if (!lua_istable(G, -1)) fuzz_fail("accepted a body that is not an object", data, size);
+        if (shape == LC_SHAPE_BATCH) {
+          lua_getfield(G, -1, "id");
+          lua_getfield(G, -2, "status");
+          if (lua_type(G, -1) != LUA_TSTRING || lua_type(G, -2) != LUA_TSTRING)
+            fuzz_fail("accepted a batch without string id and status", data, size);
+        } else if (shape == LC_SHAPE_PAGE) {
+          lua_getfield(G, -1, "items");
+          if (!lua_istable(G, -1)) fuzz_fail("accepted a page without an items array", data, size);
+        }
+      } else if (lua_type(G, -1) != LUA_TSTRING) {
+        fuzz_fail("no validation message", data, size);
+      } else {
+        lc_error_push(G, "APIResponseValidationError", lua_tostring(G, -1), FUZZ_KEY);
+        if (fuzz_leaks(G, -1, 0)) fuzz_fail("the key leaked into a validation error", data, size);
+      }
+      lua_settop(G, top);
     }
   } else {
     char prefix[16];
