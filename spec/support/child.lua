@@ -84,4 +84,39 @@ function M.cli_tty(args, env)
   end)
 end
 
+-- Lua source defining garbage(f): makes an unreachable object whose finalizer is f (newproxy where the
+-- interpreter has it, since a table's __gc runs only on 5.2+). Pasted into child scripts; M.garbage is
+-- the same function for the spec's own process.
+M.GARBAGE = [[
+local function garbage(f)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = f
+  else
+    setmetatable({}, { __gc = f })
+  end
+end
+]]
+M.garbage = assert((loadstring or load)(M.GARBAGE .. "return garbage", "=garbage"))()
+
+-- A COMPLETED batch "bat-big" with n small objects in its results: decoding it allocates a lot, so the
+-- collector runs in the middle.
+function M.big_body(n)
+  local parts = {}
+  for i = 1, n do parts[i] = '{"source_directory_file_id":"dfl-' .. i .. '","n":' .. i .. '}' end
+  return '{"id":"bat-big","status":"COMPLETED","results":[' .. table.concat(parts, ",") .. ']}'
+end
+
+-- Runs a Lua script in a child interpreter (the one busted runs on, with its package.path and
+-- package.cpath): `prelude`, then `body` as a function whose result the child writes to stdout. A crash
+-- is a failed exit status. Returns the exit status and the output (stdout and stderr).
+function M.script(prelude, body)
+  local script = os.tmpname()
+  util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
+    .. string.format("%q", package.cpath) .. "\n" .. prelude .. "\nio.write((function() " .. body .. " end)())\n")
+  local status, out = util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
+  os.remove(script)
+  return status, out
+end
+
 return M
