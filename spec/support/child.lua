@@ -56,8 +56,16 @@ function M.cli_command(args, env)
   return M.command(env, argv)
 end
 
--- Runs the command cmd(a, b) builds, which writes two outputs to the temporary files a and b: exit code
--- and what a and b hold.
+-- Runs a shell command line: exit code and what it printed on stdout (stderr: where cmd sends it).
+function M.shell(cmd)
+  local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
+  local out = p:read("*a")
+  p:close()
+  return tonumber(out:match("exit=(%d+)%s*$")), (out:gsub("exit=%d+%s*$", ""))
+end
+
+-- Runs the command cmd(a, b) builds, which writes two outputs to the temporary files a and b, with no
+-- stdin: exit code and what a and b hold.
 local function run_to_files(cmd)
   local a, b = os.tmpname(), os.tmpname()
   local p = assert(io.popen(cmd(a, b) .. " </dev/null; echo $?"))
@@ -67,6 +75,25 @@ local function run_to_files(cmd)
   os.remove(a)
   os.remove(b)
   return code, sa, sb
+end
+
+M.run_to_files = run_to_files
+
+-- Starts `llamacloud fake-server --port 0` in the background: its first line ("fake-server listening on
+-- URL", waited for up to 10 s) and a function that stops it. Stopped already when the line never came.
+function M.cli_fake_server()
+  local log = os.tmpname()
+  local pid = util.spawn(M.cli_command({ "fake-server", "--port", "0" }), log)
+  local function stop()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.remove(log)
+  end
+  local ok, line = pcall(util.wait_for, log, "^([^\n]*)\n", nil, 10)
+  if not ok then
+    stop()
+    error(line, 0)
+  end
+  return line, stop
 end
 
 -- Runs the command without a terminal: exit code, stdout, stderr.
