@@ -17,24 +17,13 @@ local RAW = '{"status":"COMPLETED",  "id":"bat-raw", "zeta":[1, 2.50, null, "a\\
 -- Runs the command on a pseudo-terminal (util-linux script) of `cols` columns and 40 rows: exit code,
 -- what reached the terminal (stderr, and stdout too when to_file is false), and stdout when to_file.
 local function run_pty(args, env, cols, to_file)
-  local tty, out = os.tmpname(), os.tmpname()
-  local inner = "stty cols " .. cols .. " rows 40; " .. child.cli_command(args, env) .. (to_file and (" >" .. out) or "")
-  local p = assert(io.popen("script -qfec " .. util.quote(inner) .. " /dev/null >" .. tty .. " 2>&1 </dev/null; echo $?"))
-  local code = tonumber(p:read("*a"):match("(%d+)%s*$"))
-  p:close()
-  local t, o = util.read_file(tty) or "", util.read_file(out) or ""
-  os.remove(tty)
-  os.remove(out)
-  return code, t, o
+  return child.run_to_files(function(tty, out)
+    local inner = "stty cols " .. cols .. " rows 40; " .. child.cli_command(args, env) .. (to_file and (" >" .. out) or "")
+    return "script -qfec " .. util.quote(inner) .. " /dev/null >" .. tty .. " 2>&1"
+  end)
 end
 
--- Runs a shell command line: exit code and what it printed on stdout (stderr: where cmd sends it).
-local function shell(cmd)
-  local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  return tonumber(out:match("exit=(%d+)%s*$")), (out:gsub("exit=%d+%s*$", ""))
-end
+local shell = child.shell
 
 -- Whether s is valid UTF-8 (no cut sequence).
 local function valid_utf8(s)
@@ -718,13 +707,8 @@ describe("the llamacloud command", function()
 
   describe("fake-server", function()
     it("binds a free port with --port 0 and prints it on its first line", function()
-      local log = os.tmpname()
-      local pid = util.spawn(child.cli_command({ "fake-server", "--port", "0" }), log)
-      finally(function()
-        os.execute("kill " .. pid .. " 2>/dev/null")
-        os.remove(log)
-      end)
-      local line = util.wait_for(log, "^([^\n]*)\n", nil, 10)
+      local line, stop = child.cli_fake_server()
+      finally(stop)
       local port = tonumber(line:match("^fake%-server listening on http://127%.0%.0%.1:(%d+)$"))
       assert.is_number(port)
       assert.is_true(port > 0)

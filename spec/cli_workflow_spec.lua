@@ -10,13 +10,7 @@ local KEY = "sk-cli-workflow-secret"
 local SECRET = "whsec-never-in-argv-4711"
 local run, run_tty = child.cli, child.cli_tty
 
--- Runs a shell command line: exit code and what it printed on stdout.
-local function shell(cmd)
-  local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  return tonumber(out:match("exit=(%d+)%s*$")), (out:gsub("exit=%d+%s*$", ""))
-end
+local shell = child.shell
 
 local function lines_of(text)
   local list = {}

@@ -2,6 +2,7 @@
 -- spec/ngx/nginx.conf against the fake server. Needs nginx and build/jit (make LUA_VERSION=jit).
 local socket = require("socket")
 local fake = require("spec.support.fake")
+local nginx_host = require("spec.support.nginx")
 local util = require("spec.support.util")
 
 local DELAY = 1 -- seconds the fake server holds bat-slow
@@ -10,8 +11,6 @@ local STALL = 2
 
 local ROOT = util.root()
 local quote, read_file, alive = util.quote, util.read_file, util.alive
-
-local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 
 local SCENARIO = {
   directories = {
@@ -37,62 +36,9 @@ local SCENARIO = {
   },
 }
 
-local function check_prerequisites()
-  if not read_file(ROOT .. "/build/jit/llamacloud/core.so") then
-    error("build/jit/llamacloud/core.so is missing: run `make LUA_VERSION=jit` first", 0)
-  end
-  for _, m in ipairs(MODULES) do
-    if not read_file(m) then error(m .. " is missing (Debian: apt-get install libnginx-mod-http-lua)", 0) end
-  end
-end
-
--- Whether something accepts connections on port.
-local function listening(port)
-  local sock = socket.tcp()
-  sock:settimeout(0.2)
-  local ok = sock:connect("127.0.0.1", port)
-  sock:close()
-  return ok ~= nil
-end
-
--- Starts nginx in the foreground (so its pid is known at once) on a temporary prefix with the
--- template filled in; returns { dir, port, pid }.
+-- spec/support/nginx.lua's start, with @URL@ (the fake server) filled in too.
 local function start_nginx(template, url, env)
-  local _, dir = util.sh("mktemp -d \"${TMPDIR:-/tmp}/llamacloud-ngx.XXXXXX\"")
-  dir = dir:gsub("%s+$", "")
-  assert(os.execute("mkdir -p " .. quote(dir .. "/tmp")))
-  local _, uid = util.sh("id -u")
-  -- As root the workers would run as nobody; they need the checkout and the temp prefix.
-  local user = uid:match("^0%s*$") and "user root;" or ""
-  local last = ""
-  for _ = 1, 10 do
-    local port = util.free_port()
-    local conf = template:gsub("@ROOT@", ROOT):gsub("@URL@", url):gsub("@PORT@", tostring(port))
-      :gsub("@USER@", user):gsub("@DIR@", dir)
-    util.write_file(dir .. "/nginx.conf", conf)
-    local pid = util.spawn((env and env .. " " or "") .. "nginx -p " .. quote(dir .. "/") .. " -c nginx.conf -e "
-      .. quote(dir .. "/error.log") .. " -g 'daemon off;'", dir .. "/stderr.log")
-    for _ = 1, 1000 do
-      if listening(port) or not alive(pid) then break end
-      socket.sleep(0.01)
-    end
-    if alive(pid) and listening(port) then return { dir = dir, port = port, pid = pid } end
-    last = (read_file(dir .. "/stderr.log") or "") .. (read_file(dir .. "/error.log") or "")
-    if alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
-    if not last:match("Address already in use") then break end
-  end
-  os.execute("rm -rf " .. quote(dir))
-  error("nginx did not start:\n" .. last, 0)
-end
-
-local function stop_nginx(n)
-  os.execute("kill -TERM " .. n.pid .. " 2>/dev/null")
-  for _ = 1, 300 do
-    if not alive(n.pid) then break end
-    socket.sleep(0.01)
-  end
-  if alive(n.pid) then os.execute("kill -KILL " .. n.pid .. " 2>/dev/null") end
-  os.execute("rm -rf " .. quote(n.dir))
+  return nginx_host.start((template:gsub("@URL@", url)), ROOT, env)
 end
 
 -- Sends a GET on a new connection; the response is read by receive(sock).
@@ -131,13 +77,13 @@ describe("ngx host", function()
   local server, nginx
 
   setup(function()
-    check_prerequisites()
+    nginx_host.check_prerequisites(ROOT)
     server = fake.start({ scenario = SCENARIO })
     nginx = start_nginx(assert(read_file(ROOT .. "/spec/ngx/nginx.conf")), server.url)
   end)
 
   teardown(function()
-    if nginx then stop_nginx(nginx) end
+    if nginx then nginx_host.stop(nginx) end
     if server then server:stop() end
   end)
 
@@ -260,7 +206,7 @@ describe("ngx host", function()
       :gsub("%$prefix", "@ROOT@")
     local env = "LLAMA_CLOUD_API_KEY=example-key LLAMA_CLOUD_BASE_URL=" .. quote(server.url)
     local example = start_nginx(conf, server.url, env)
-    finally(function() stop_nginx(example) end)
+    finally(function() nginx_host.stop(example) end)
     local status, body = get(example.port, "/batches/bat-done?wait=1")
     assert.are.equal(200, status)
     assert.truthy(body:match('"status":"COMPLETED"'), body)
@@ -316,7 +262,7 @@ describe("ngx host", function()
   it("lets the worker exit within 2 s of nginx -s quit while get_many waits on a server that never answers", function()
     server:reset()
     local other = start_nginx(assert(read_file(ROOT .. "/spec/ngx/nginx.conf")), server.url)
-    finally(function() stop_nginx(other) end)
+    finally(function() nginx_host.stop(other) end)
     local _, pid = get(other.port, "/pid")
     local sock = send(other.port, "/hang_many")
     for _ = 1, 500 do

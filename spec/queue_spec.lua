@@ -1,5 +1,6 @@
 -- The multi's queue: added requests start in order, retries wait for their time apart from them, and a
 -- queued retry whose deadline passes during a 429's pause ends without being sent (src/multi.c).
+local child = require("spec.support.child")
 local fake = require("spec.support.fake")
 local core = require("llamacloud.core")
 
@@ -103,14 +104,7 @@ describe("the multi's queue", function()
       for i = 1, 301 do m:add(reqs[i]) end
       local b = ud:request("bat-b", { deadline = -math.huge })
       local armed, added = false, false
-      local function garbage(f)
-        if newproxy then
-          local p = newproxy(true)
-          getmetatable(p).__gc = f
-        else
-          setmetatable({}, { __gc = f })
-        end
-      end
+      local garbage = child.garbage
       local function fin()
         if added then return end
         if armed then

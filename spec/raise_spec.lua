@@ -1,20 +1,13 @@
 -- A Lua error raised while a response becomes Lua values (here: a finalizer that raises, run by the
 -- collector in the middle of decoding) propagates from get, leaves the client working, and lua_close
 -- afterwards is clean (issue 9, defect 1). Run in a child process, so a crash is a failed exit status.
+local child = require("spec.support.child")
 local fake = require("spec.support.fake")
-local util = require("spec.support.util")
 
 local KEY = "sk-raise-spec-key"
 
 -- Lua 5.4 turns an error in __gc into a warning: there the out-of-memory harness covers the same path.
 local GC_RAISES = _VERSION ~= "Lua 5.4"
-
--- A batch with n small objects in its results: decoding it allocates a lot, so the collector runs.
-local function big_body(n)
-  local parts = {}
-  for i = 1, n do parts[i] = '{"source_directory_file_id":"dfl-' .. i .. '","n":' .. i .. '}' end
-  return '{"id":"bat-big","status":"COMPLETED","results":[' .. table.concat(parts, ",") .. ']}'
-end
 
 -- The child: arms a finalizer that re-arms itself until Lua's heap is `grow` KiB past where it started
 -- (it is only while the body is decoded), then raises.  mode picks how the call is driven.
@@ -24,14 +17,7 @@ local llamacloud = require("llamacloud")
 local core = require("llamacloud.core")
 local armed, raised = true, 0
 local base
-local function garbage(f)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = f
-  else
-    setmetatable({}, { __gc = f })
-  end
-end
+]] .. child.GARBAGE .. [[
 local function fin()
   if armed and collectgarbage("count") > base + 4096 then
     raised = raised + 1
@@ -82,17 +68,12 @@ describe("a Lua error while a response becomes Lua values", function()
   local server
   setup(function()
     server = fake.start({ scenario = { api_key = KEY, batches = {
-      ["bat-big"] = { steps = { { body = big_body(60000) } } } } } })
+      ["bat-big"] = { steps = { { body = child.big_body(60000) } } } } } })
   end)
   teardown(function() if server then server:stop() end end)
 
   local function run(mode)
-    local code = string.format(CHILD, server.url, KEY, mode)
-    local script = os.tmpname()
-    finally(function() os.remove(script) end)
-    util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
-      .. string.format("%q", package.cpath) .. "\nio.write((function() " .. code .. " end)())\n")
-    return util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
+    return child.script("", string.format(CHILD, server.url, KEY, mode))
   end
 
   for _, mode in ipairs({ "get", "multi" }) do

@@ -3,16 +3,10 @@
 -- with an error; it never pulls a transfer out from under the step. Before, this was a use-after-free
 -- and a crash. And building an error runs no metamethod of the public core.error_mt. Run in a child
 -- process, so a crash is a failed exit status.
+local child = require("spec.support.child")
 local fake = require("spec.support.fake")
-local util = require("spec.support.util")
 
 local KEY = "sk-reentry-spec-key"
-
-local function big_body(n)
-  local parts = {}
-  for i = 1, n do parts[i] = '{"source_directory_file_id":"dfl-' .. i .. '","n":' .. i .. '}' end
-  return '{"id":"bat-big","status":"COMPLETED","results":[' .. table.concat(parts, ",") .. ']}'
-end
 
 -- The child, with URL, KEY and MODE set before it. Its result: what it saw, "|"-separated.
 local COMMON = [[
@@ -44,15 +38,7 @@ end
 -- A finalizer that re-arms itself and, once the collector runs it inside a step (while a large body
 -- is decoded), closes the multi, closes or cancels a request in it, or steps it again (MODE): what a
 -- wrapper object closing its handles in __gc does.
-local FINALIZER = [[
-local function garbage(f)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = f
-  else
-    setmetatable({}, { __gc = f })
-  end
-end
+local FINALIZER = child.GARBAGE .. [[
 local m, stepping, inside, refused = nil, false, 0, 0
 local reqs
 local function pending() -- a request still in the multi
@@ -98,17 +84,12 @@ describe("Lua code run from inside a multi's step", function()
   local server
   setup(function()
     server = fake.start({ scenario = { api_key = KEY, batches = {
-      ["bat-big"] = { steps = { { body = big_body(20000) } } } } } })
+      ["bat-big"] = { steps = { { body = child.big_body(20000) } } } } } })
   end)
   teardown(function() if server then server:stop() end end)
 
   local function run(mode, body)
-    local script = os.tmpname()
-    finally(function() os.remove(script) end)
-    util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
-      .. string.format("%q", package.cpath) .. string.format("\nlocal URL, KEY, MODE = %q, %q, %q\n", server.url,
-      KEY, mode) .. COMMON .. "\nio.write((function() " .. body .. " end)())\n")
-    return util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
+    return child.script(string.format("local URL, KEY, MODE = %q, %q, %q\n", server.url, KEY, mode) .. COMMON, body)
   end
 
   local ACTS = { multi = "closing the multi", request = "closing a request in it", cancel = "cancelling a request "

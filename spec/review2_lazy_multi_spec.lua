@@ -4,21 +4,14 @@
 -- referenced with its descriptors until lua_close. The collector is made aggressive and the window is hit by
 -- repetition (PUC 5.1 and 5.4 hit each within a few hundred calls). Run in a child: a crash is a
 -- failed exit status.
+local child = require("spec.support.child")
 local fake = require("spec.support.fake")
-local util = require("spec.support.util")
 
 local KEY = "sk-review2-lazy-key"
 
 local COMMON = [[
 local core = require("llamacloud.core")
-local function garbage(f)
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = f
-  else
-    setmetatable({}, { __gc = f })
-  end
-end
+]] .. child.GARBAGE .. [[
 if not pcall(collectgarbage, "incremental", 1, 1000, 0) then
   collectgarbage("setpause", 1)
   collectgarbage("setstepmul", 1000)
@@ -88,12 +81,7 @@ describe("review2: a finalizer run while a call makes its request or multi", fun
   teardown(function() if server then server:stop() end end)
 
   local function run(body, n)
-    local script = os.tmpname()
-    finally(function() os.remove(script) end)
-    util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
-      .. string.format("%q", package.cpath) .. string.format("\nlocal URL, KEY, N = %q, %q, %d\n", server.url, KEY, n)
-      .. COMMON .. "\nio.write((function() " .. body .. " end)())\n")
-    return util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
+    return child.script(string.format("local URL, KEY, N = %q, %q, %d\n", server.url, KEY, n) .. COMMON, body)
   end
 
   it("making a blocking call on the same client leaves no second multi behind", function()

@@ -56,8 +56,16 @@ function M.cli_command(args, env)
   return M.command(env, argv)
 end
 
--- Runs the command cmd(a, b) builds, which writes two outputs to the temporary files a and b: exit code
--- and what a and b hold.
+-- Runs a shell command line: exit code and what it printed on stdout (stderr: where cmd sends it).
+function M.shell(cmd)
+  local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
+  local out = p:read("*a")
+  p:close()
+  return tonumber(out:match("exit=(%d+)%s*$")), (out:gsub("exit=%d+%s*$", ""))
+end
+
+-- Runs the command cmd(a, b) builds, which writes two outputs to the temporary files a and b, with no
+-- stdin: exit code and what a and b hold.
 local function run_to_files(cmd)
   local a, b = os.tmpname(), os.tmpname()
   local p = assert(io.popen(cmd(a, b) .. " </dev/null; echo $?"))
@@ -67,6 +75,25 @@ local function run_to_files(cmd)
   os.remove(a)
   os.remove(b)
   return code, sa, sb
+end
+
+M.run_to_files = run_to_files
+
+-- Starts `llamacloud fake-server --port 0` in the background: its first line ("fake-server listening on
+-- URL", waited for up to 10 s) and a function that stops it. Stopped already when the line never came.
+function M.cli_fake_server()
+  local log = os.tmpname()
+  local pid = util.spawn(M.cli_command({ "fake-server", "--port", "0" }), log)
+  local function stop()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.remove(log)
+  end
+  local ok, line = pcall(util.wait_for, log, "^([^\n]*)\n", nil, 10)
+  if not ok then
+    stop()
+    error(line, 0)
+  end
+  return line, stop
 end
 
 -- Runs the command without a terminal: exit code, stdout, stderr.
@@ -82,6 +109,41 @@ function M.cli_tty(args, env)
   return run_to_files(function(tty, out)
     return "script -qfec " .. util.quote(M.cli_command(args, env) .. " >" .. out) .. " /dev/null >" .. tty .. " 2>&1"
   end)
+end
+
+-- Lua source defining garbage(f): makes an unreachable object whose finalizer is f (newproxy where the
+-- interpreter has it, since a table's __gc runs only on 5.2+). Pasted into child scripts; M.garbage is
+-- the same function for the spec's own process.
+M.GARBAGE = [[
+local function garbage(f)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = f
+  else
+    setmetatable({}, { __gc = f })
+  end
+end
+]]
+M.garbage = assert((loadstring or load)(M.GARBAGE .. "return garbage", "=garbage"))()
+
+-- A COMPLETED batch "bat-big" with n small objects in its results: decoding it allocates a lot, so the
+-- collector runs in the middle.
+function M.big_body(n)
+  local parts = {}
+  for i = 1, n do parts[i] = '{"source_directory_file_id":"dfl-' .. i .. '","n":' .. i .. '}' end
+  return '{"id":"bat-big","status":"COMPLETED","results":[' .. table.concat(parts, ",") .. ']}'
+end
+
+-- Runs a Lua script in a child interpreter (the one busted runs on, with its package.path and
+-- package.cpath): `prelude`, then `body` as a function whose result the child writes to stdout. A crash
+-- is a failed exit status. Returns the exit status and the output (stdout and stderr).
+function M.script(prelude, body)
+  local script = os.tmpname()
+  util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
+    .. string.format("%q", package.cpath) .. "\n" .. prelude .. "\nio.write((function() " .. body .. " end)())\n")
+  local status, out = util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
+  os.remove(script)
+  return status, out
 end
 
 return M

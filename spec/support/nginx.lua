@@ -1,5 +1,5 @@
 -- Real nginx for specs (Debian's ndk and http-lua modules): started in the foreground on a temporary prefix
--- and a free port, and plain HTTP/1.0 requests to it. spec/ngx_spec.lua keeps its own copy of start/stop.
+-- and a free port, and plain HTTP/1.0 requests to it.
 local socket = require("socket")
 local util = require("spec.support.util")
 
