@@ -116,7 +116,7 @@ static int lc_headers_have(const struct curl_slist *list, const char *line) {
 
 /* A copy of base with lines appended, owned by the caller (curl_slist_free_all). A POST sends
    its Content-Type and never waits for 100-continue, unless base (the caller's opts.headers) sets
-   that header: one line each, the caller's (spec/review2_create_spec.lua, "headers"). Raises when
+   that header: one line each, the caller's (spec/create_spec.lua, "headers"). Raises when
    out of memory, freeing it. */
 static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist *base, const char *const *lines) {
   struct curl_slist *out = NULL, *tmp;
@@ -293,7 +293,7 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
       luaL_error(L, "llamacloud: %s: %s", fn, err);
     }
   }
-  /* what a call does not send raises rather than being dropped (spec/review2_create_spec.lua) */
+  /* what a call does not send raises rather than being dropped (spec/create_spec.lua) */
   if (call->id_name == NULL && id_idx && !lua_isnil(L, id_idx)) luaL_error(L, "llamacloud: %s: takes no id", fn);
   if (body_idx && lua_type(L, body_idx) != LUA_TSTRING)
     luaL_error(L, "llamacloud: %s: the body must be a string (got %s)", fn, luaL_typename(L, body_idx));

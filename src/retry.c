@@ -29,7 +29,7 @@ static int lc_retry_not_received(enum lc_outcome out, CURLcode code, long status
 
 /* Whether a create that failed this way may have made a batch: a timeout, a connection that
    broke after it was made, a 5xx other than 503 (spec/create_spec.lua), or a 2xx whose body is not
-   a batch or is over max_body_bytes: the service took that create (spec/review2_create_spec.lua). */
+   a batch or is over max_body_bytes: the service took that create (spec/create_spec.lua). */
 static int lc_retry_may_have_created(enum lc_outcome out, CURLcode code, long status) {
   if (out == LC_OUT_TIMEOUT || out == LC_OUT_INVALID) return 1;
   if (out == LC_OUT_CONNECTION) return !lc_retry_not_received(out, code, status);
