@@ -36,6 +36,9 @@ local ok, v = pcall(chunk)
 local out = { ok = ok }
 if ok then out.value = v else out.err = tostring(v) end
 io.write(require("spec.support.fake").encode(out))
+-- Flushed now, not at exit: under the sanitizers LeakSanitizer runs first at exit and, on a loaded
+-- machine, may end the process before stdio is flushed (the spec then saw no output at all).
+io.stdout:flush()
 ]]
 
 -- Returns the decoded { ok, value, err }; raises if the child printed no JSON.
