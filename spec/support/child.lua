@@ -143,7 +143,7 @@ end
 function M.script(prelude, body)
   local script = os.tmpname()
   util.write_file(script, "package.path = " .. string.format("%q", package.path) .. "\npackage.cpath = "
-    .. string.format("%q", package.cpath) .. "\n" .. prelude .. "\nio.write((function() " .. body .. " end)())\n")
+    .. string.format("%q", package.cpath) .. "\n" .. prelude .. "\nio.write((function() " .. body .. " end)())\nio.stdout:flush()\n")
   local status, out = util.sh(util.quote(fake.interpreter()) .. " " .. util.quote(script))
   os.remove(script)
   return status, out
