@@ -428,6 +428,18 @@ static void lc_multi_close(lua_State *L, lc_multi *m) {
   lc_transfer *t;
   if (m->closed) return;
   lc_multi_cancel_all(L, m);
+  while (m->members) { /* in no state list, yet pointing here: let go all the same */
+    lc_request *r = m->members;
+    if (r->t != NULL) {
+      curl_multi_remove_handle(m->m, r->t->easy);
+      lc_transfer_free(r->t);
+      r->t = NULL;
+    }
+    lc_request_set_multi(r, NULL);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
+    r->self_ref = LUA_NOREF;
+    if (r->state != LC_ST_DONE) r->state = LC_ST_CANCELLED;
+  }
   m->closed = 1;
   while ((t = m->idle) != NULL) {
     m->idle = t->next_idle;
@@ -480,7 +492,7 @@ static void lc_multi_add(lua_State *L, lc_multi *m, lc_request *r, int idx) {
   if (lc_multi_reserve(m) != 0) luaL_error(L, "llamacloud: out of memory");
   lua_pushvalue(L, idx);
   r->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  r->multi = m;
+  lc_request_set_multi(r, m);
   r->state = LC_ST_QUEUED;
   r->seq = ++m->seq;
   r->heap = NULL;

@@ -40,7 +40,8 @@ struct lc_request {
   const lc_config *cfg;
   int client_ref;              /* keeps cfg alive; unref in lc_request_release */
   lc_transfer *t;              /* lent by the multi while running */
-  lc_multi *multi;             /* the multi holding it, or NULL */
+  lc_multi *multi;             /* the multi holding it, or NULL; then on its members list */
+  lc_request *mprev, *mnext;   /* that members list: whatever state lists miss, close still finds */
   int self_ref;                /* held by the multi while the request is in it */
   int result_ref;              /* the batch or the error once done; unref in lc_request_release */
   int ok;
@@ -61,6 +62,7 @@ struct lc_multi {
   double pause_until;          /* a 429 holds back every new attempt of this multi until then */
   double earliest_deadline;    /* no queued request's deadline is before this (a lower bound) */
   lc_list queued, active;      /* added and waiting to start, in FIFO order; in flight */
+  lc_request *members;         /* every request whose multi is this one (lc_request_set_multi) */
   lc_heap retry;               /* queued again, by the time each retry is due */
   lc_heap ready;               /* retries now due, in queue order, merged with queued by seq */
   unsigned long long seq;      /* the last seq given out */
@@ -115,6 +117,25 @@ static void lc_multi_give_back(lc_multi *m, lc_transfer *t) {
   m->idle = t;
 }
 
+/* Puts r on m's members list (m non-NULL) or takes it off its multi's: r->multi is only ever
+   changed here, so a multi that closes lets go of every request pointing at it, whatever state
+   list an error path left it out of (spec/oom: 5.1 get_many read a freed multi at lua_close). */
+static void lc_request_set_multi(lc_request *r, lc_multi *m) {
+  lc_multi *old = r->multi;
+  if (old != NULL) {
+    if (r->mprev) r->mprev->mnext = r->mnext; else old->members = r->mnext;
+    if (r->mnext) r->mnext->mprev = r->mprev;
+    r->mprev = r->mnext = NULL;
+  }
+  r->multi = m;
+  if (m != NULL) {
+    r->mprev = NULL;
+    r->mnext = m->members;
+    if (m->members) m->members->mprev = r;
+    m->members = r;
+  }
+}
+
 static void lc_multi_check_idle(lua_State *L, const lc_multi *m); /* multi.c */
 static void lc_multi_unqueue(lc_multi *m, lc_request *r);        /* multi.c */
 static void lc_multi_requeue(lc_multi *m, lc_request *r);        /* multi.c */
@@ -135,7 +156,7 @@ static void lc_request_detach(lua_State *L, lc_request *r) {
   } else if (r->state == LC_ST_QUEUED) {
     lc_multi_unqueue(m, r);
   }
-  r->multi = NULL;
+  lc_request_set_multi(r, NULL);
   luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
   r->self_ref = LUA_NOREF;
 }
@@ -424,7 +445,7 @@ static int lc_attempt_build(lua_State *L) {
 /* The request leaves its multi for good: done (holding result_ref) or cancelled. Cannot fail. */
 static void lc_request_leave(lua_State *L, lc_request *r, enum lc_state state) {
   r->state = state;
-  r->multi = NULL;
+  lc_request_set_multi(r, NULL);
   luaL_unref(L, LUA_REGISTRYINDEX, r->self_ref);
   r->self_ref = LUA_NOREF;
 }
