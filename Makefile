@@ -44,7 +44,7 @@ $(SO): $(SRC) VERSION Makefile
 
 # Every test: the spec suite on each interpreter, then the other checks; ends with "N passed, N failed".
 test:
-	@mkdir -p build && rm -f $(TALLY)
+	@mkdir -p build && rm -f $(TALLY) $(TALLY).failures
 	@status=0; $(MAKE) --no-print-directory test-steps TALLY=$(TALLY) || status=1; \
 	sh scripts/tally.sh $(TALLY) || status=1; exit $$status
 
