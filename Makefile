@@ -33,6 +33,8 @@ BUSTED := /usr/bin/busted --lpath='lua/?.lua;lua/?/init.lua' -o spec/support/tal
 # Specs that spawn real nvim and nginx (both embed LuaJIT, so they load build/jit): run once, by test-hosts.
 HOST_SPECS := spec/nvim_spec.lua spec/ngx_spec.lua spec/webhook_ngx_spec.lua spec/health_nvim_spec.lua
 HOST_EXCLUDE := --exclude-pattern='nvim_spec' --exclude-pattern='ngx_spec'
+# The specs' servers listen on 127.0.0.1, where no proxy from the environment could reach them.
+NO_ENV_PROXY := env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY
 
 .PHONY: all test test-one test-hosts test-hardening test-steps demo install clean deps bench bench-callgrind lint nvim release-rockspec
 
@@ -45,7 +47,7 @@ $(SO): $(SRC) VERSION Makefile
 # Every test: the spec suite on each interpreter, then the other checks; ends with "N passed, N failed".
 test:
 	@mkdir -p build && rm -f $(TALLY) $(TALLY).failures
-	@status=0; $(MAKE) --no-print-directory test-steps TALLY=$(TALLY) || status=1; \
+	@status=0; $(NO_ENV_PROXY) $(MAKE) --no-print-directory test-steps TALLY=$(TALLY) || status=1; \
 	sh scripts/tally.sh $(TALLY) || status=1; exit $$status
 
 test-steps:
@@ -75,13 +77,13 @@ test-hardening:
 # The spec suite on one interpreter (LUA_VERSION), e.g. make test-one LUA_VERSION=jit BUSTED_ARGS=spec/get_spec.lua
 test-one: $(SO)
 	@echo "== specs on $(LUA_VERSION)"
-	LLAMACLOUD_TALLY=$(TALLY) $(LUA_ENV) $(LUA) $(BUSTED) --cpath='$(BUILD)/?.so' $(or $(BUSTED_ARGS),$(HOST_EXCLUDE) spec)
+	$(NO_ENV_PROXY) LLAMACLOUD_TALLY=$(TALLY) $(LUA_ENV) $(LUA) $(BUSTED) --cpath='$(BUILD)/?.so' $(or $(BUSTED_ARGS),$(HOST_EXCLUDE) spec)
 
 # The Neovim and OpenResty hosts, proven in real nvim --headless and nginx processes.
 test-hosts:
 	@$(MAKE) --no-print-directory LUA_VERSION=jit
 	@echo "== specs in nvim and nginx (build/jit)"
-	LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
+	$(NO_ENV_PROXY) LLAMACLOUD_TALLY=$(TALLY) LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/jit/?.so;;' luajit $(BUSTED) --cpath='build/jit/?.so' $(HOST_SPECS)
 
 # rockspec/llamacloud-$(VERSION)-1.rockspec, written from the scm-1 rockspec (edit that one, then run this).
 release-rockspec:

@@ -25,6 +25,9 @@ if [ -n "$key" ]; then
   exec "$LUA" bin/llamacloud batches wait "$batch" --expand results --progress --pretty
 fi
 
+# The fake server listens on 127.0.0.1: a proxy named by the environment could not reach it.
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+
 log=$(mktemp) || exit 2
 server=
 cleanup() {
