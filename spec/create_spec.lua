@@ -139,6 +139,19 @@ describe("batches.create", function()
       assert.is_falsy(err.may_have_created)
     end)
 
+    it("retries a host name that does not resolve", function()
+      -- a 70-byte label is no DNS name: the resolver refuses it without asking a server
+      local host = string.rep("a", 70) .. ".invalid"
+      local c = require("llamacloud").new({ api_key = KEY, base_url = "http://" .. host, allow_insecure_http = true,
+                                            max_retries = 2 })
+      local batch, err = create(nil, nil, c)
+      c.close()
+      assert.is_nil(batch)
+      assert.are.equal("APIConnectionError", err.name)
+      assert.are.equal(3, err.attempts)
+      assert.is_false(err.may_have_created)
+    end)
+
     it("does not retry a timeout, and says a batch may have been created", function()
       scenario({ { delay = 30 }, {} })
       local batch, err = create(nil, { timeout = 0.3 })

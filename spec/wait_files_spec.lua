@@ -31,6 +31,7 @@ local SCENARIO = {
     ["bat-never"] = { steps = { "RUNNING" }, results = { result("dfl-1", "pjb-done") } },
     ["bat-storm"] = { steps = { "COMPLETED" }, results = {
       result("dfl-1", "pjb-429"), result("dfl-2", "pjb-r1"), result("dfl-3", "pjb-r2"), result("dfl-4", "pjb-r3") } },
+    ["bat-hung"] = { steps = { "COMPLETED" }, results = { result("dfl-1", "pjb-done"), result("dfl-2", "pjb-hung") } },
     ["bat-lost"] = { steps = { "COMPLETED" }, results = { result("dfl-1", "pjb-done"), result("dfl-2", "pjb-gone") } },
     ["bat-empty"] = { steps = { "COMPLETED" } },
   },
@@ -38,6 +39,7 @@ local SCENARIO = {
     ["pjb-done"] = { steps = { "COMPLETED" } },
     ["pjb-cancelled"] = { steps = { "RUNNING", "CANCELLED" } },
     ["pjb-forever"] = { steps = { "RUNNING" } },
+    ["pjb-hung"] = { steps = { { job_status = "RUNNING", delay = 3600 } } },
     -- the 429 answers at once; the others' first answers take 0.2 s, so their second polls fall due
     -- (0.22 s) well inside the 429's retry-after (0.5 s) after the client has seen it
     ["pjb-429"] = { steps = { { status = 429, headers = { ["retry-after"] = "0.5" } }, "COMPLETED" } },
@@ -173,6 +175,20 @@ describe("batches.wait_files", function()
     assert.are.equal(1, #report.files)
     assert.are.equal("PENDING", report.files[1].status)
     assert.are.same({}, job_requests())
+  end)
+
+  -- API.md: one timeout bounds the whole call, a job request's own attempts and retry pauses included.
+  it("out of time while a job request hangs: returns about timeout after it began", function()
+    local c = server:client({ api_key = KEY, timeout = 20 }) -- the default max_retries, 2
+    finally(function() c.close() end)
+    local now = require("llamacloud.core").now
+    local t0 = now()
+    local report, err = c.batches.wait_files("bat-hung", opts({ timeout = 1 }))
+    local took = now() - t0
+    assert.are.equal("PollingTimeoutError", err.name)
+    assert.are.same({ "COMPLETED", "PENDING" }, { report.files[1].status, report.files[2].status })
+    -- a generous bound: a job request held to its own 20 s timeout took 20 s
+    assert.is_true(took < 3, "took " .. took .. " s")
   end)
 
   it("ends with report, err on an error that polling again cannot mend (a job gone)", function()
