@@ -56,7 +56,7 @@ fi
 # OOM_FULL=1 adds every big call on both versions, big calls under libcurl's allocator, 5.1's decoder,
 # the small calls on 5.4 with only the N-th allocation failing (lua1: an emergency collection there),
 # and LeakSanitizer in every child.
-SMALL="decode get get_many wait wait_many"
+SMALL="decode get create get_many wait wait_many"
 BIG="decode_big get_big get_many_big wait_big wait_many_big"
 plan=$*
 if [ -z "$plan" ]; then
@@ -70,7 +70,7 @@ if [ -z "$plan" ]; then
   for c in $gc51; do plan="$plan 5.1:gc:$c"; done
   for c in $SMALL $big51; do plan="$plan 5.1:lua:$c"; done
   for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
-  for c in get get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
+  for c in get create get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
   for c in $SMALL get_index; do plan="$plan jit:gc:$c"; done
   if [ "${OOM_FULL:-}" = 1 ]; then for c in $SMALL; do plan="$plan 5.4:lua1:$c"; done; fi
 fi

@@ -116,9 +116,9 @@ static int lc_headers_have(const struct curl_slist *list, const char *line) {
 
 /* A copy of base with lines appended, owned by the caller (curl_slist_free_all). A POST sends
    its Content-Type and never waits for 100-continue, unless base (the caller's opts.headers) sets
-   that header: one line each, the caller's (spec/create_spec.lua, "headers"). Raises when
-   out of memory, freeing it. */
-static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist *base, const char *const *lines) {
+   that header: one line each, the caller's (spec/create_spec.lua, "headers"). NULL when libcurl
+   ran out of memory, with nothing left allocated. */
+static struct curl_slist *lc_headers_plus(const struct curl_slist *base, const char *const *lines) {
   struct curl_slist *out = NULL, *tmp;
   const struct curl_slist *p;
   int i;
@@ -134,7 +134,6 @@ static struct curl_slist *lc_headers_plus(lua_State *L, const struct curl_slist 
   return out;
 oom:
   lc_slist_free_wiped(out);
-  luaL_error(L, "llamacloud: out of memory");
   return NULL;
 }
 
@@ -368,18 +367,25 @@ static lc_request *lc_request_push_call(lua_State *L, const lc_call *call, int c
     const char *b = lua_tolstring(L, body_idx, &n);
     if (lc_buf_add(&r->body, b, n) != 0) goto oom;
   }
+  /* libcurl out of memory while the headers are built: the request still becomes one, and fails
+     at its start, unsent (lc_multi_start): an allocation failure on the wire's side is nil, err. */
   if (headers_idx) {
-    r->headers = lc_headers_merge(L, cfg->headers, headers_idx);
-    r->own_headers = 1;
+    struct curl_slist *h;
+    if (lc_headers_merge(L, cfg->headers, headers_idx, &h) != 0) r->unbuilt = 1;
+    else r->headers = h, r->own_headers = 1;
   }
-  if (r->post) {
+  if (r->post && !r->unbuilt) {
     /* Without a body libcurl would announce a form; with one it is JSON (encoded by the Lua layer). */
     static const char *const json[] = {"Content-Type: application/json", "Expect:", NULL};
     static const char *const none[] = {"Content-Type:", "Expect:", NULL};
-    struct curl_slist *h = lc_headers_plus(L, r->headers, body_idx ? json : none);
-    if (r->own_headers) lc_slist_free_wiped(r->headers);
-    r->headers = h;
-    r->own_headers = 1;
+    struct curl_slist *h = lc_headers_plus(r->headers, body_idx ? json : none);
+    if (h == NULL) {
+      r->unbuilt = 1;
+    } else {
+      if (r->own_headers) lc_slist_free_wiped(r->headers);
+      r->headers = h;
+      r->own_headers = 1;
+    }
   }
   lua_insert(L, base + 1);
   lua_settop(L, base + 1);

@@ -410,13 +410,7 @@ static int lc_core_now(lua_State *L) {
 }
 
 static int lc_core_sleep(lua_State *L) {
-  double s = luaL_checknumber(L, 1);
-  struct timespec ts;
-  if (!(s > 0)) return 0; /* also NaN */
-  if (s > 1e9) s = 1e9;   /* time_t-safe; 31 years */
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  lc_sleep(luaL_checknumber(L, 1));
   return 0;
 }
 

@@ -105,8 +105,25 @@ static void lc_multi_requeue(lc_multi *m, lc_request *r) {
   if (r->deadline < m->earliest_deadline) m->earliest_deadline = r->deadline;
 }
 
+/* The libcurl multi handle, made when a transfer first needs it: curl_multi_init failing (out of
+   memory) fails the requests that would start, as nil, err, and the next start tries again. Until
+   it exists nothing runs, so every other use of m->m is behind a running transfer or checks it. */
+static int lc_multi_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
+
+static CURLM *lc_multi_handle(lc_multi *m) {
+  if (m->m != NULL) return m->m;
+  if ((m->m = curl_multi_init()) == NULL) return NULL;
+  curl_multi_setopt(m->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)m->concurrency);
+  curl_multi_setopt(m->m, CURLMOPT_MAXCONNECTS, (long)m->concurrency);
+  curl_multi_setopt(m->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(m->m, CURLMOPT_SOCKETFUNCTION, lc_multi_on_socket);
+  curl_multi_setopt(m->m, CURLMOPT_SOCKETDATA, (void *)m);
+  return m->m;
+}
+
 static int lc_multi_start(lc_multi *m, lc_request *r) {
   lc_transfer *t = m->idle;
+  if (r->unbuilt || lc_multi_handle(m) == NULL) return -1;
   if (t != NULL) {
     m->idle = t->next_idle;
   } else if ((t = lc_transfer_new()) == NULL) {
@@ -183,6 +200,7 @@ static int lc_multi_on_socket(CURL *easy, curl_socket_t s, int what, void *userp
 static void lc_multi_collect(lua_State *L, lc_multi *m, int list_idx) {
   CURLMsg *msg;
   int left;
+  if (m->m == NULL) return;
   while ((msg = curl_multi_info_read(m->m, &left)) != NULL) {
     char *priv = NULL;
     if (msg->msg != CURLMSG_DONE) continue;
@@ -303,8 +321,10 @@ static void lc_multi_step_busy(lua_State *L, lc_multi *m, double wait_s, int lis
     double ms = ceil(wait_s * 1000.0);
     /* clamped before the cast: an overflowed int was a negative wait, and a busy loop
        (spec/deadline_spec.lua, "a huge wait") */
-    curl_multi_poll(m->m, NULL, 0, ms < (double)INT_MAX ? (int)ms : INT_MAX, NULL);
+    if (m->m != NULL) curl_multi_poll(m->m, NULL, 0, ms < (double)INT_MAX ? (int)ms : INT_MAX, NULL);
+    else lc_sleep(ms / 1000.0); /* nothing can run yet (lc_multi_handle) */
   }
+  if (m->m == NULL) return;
   curl_multi_perform(m->m, &still);
   lc_multi_collect(L, m, list_idx);
 }
@@ -314,6 +334,7 @@ static void lc_multi_step_busy(lua_State *L, lc_multi *m, double wait_s, int lis
 static void lc_multi_socket_action_busy(lua_State *L, lc_multi *m, int fd, int events, int list_idx) {
   int still;
   lc_multi_start_due(L, m, list_idx);
+  if (m->m == NULL) return; /* nothing runs (lc_multi_handle) */
   curl_multi_socket_action(m->m, fd < 0 ? CURL_SOCKET_TIMEOUT : (curl_socket_t)fd, fd < 0 ? 0 : events, &still);
   lc_multi_collect(L, m, list_idx);
 }
@@ -471,19 +492,12 @@ static lc_multi *lc_multi_push_new(lua_State *L, int concurrency) {
     lua_rawset(L, LUA_REGISTRYINDEX);
   }
   lua_pop(L, 1);
-  m->m = curl_multi_init();
-  if (m->m == NULL) luaL_error(L, "llamacloud: out of memory (curl_multi_init failed)");
   m->closed = 0;
   m->concurrency = concurrency;
   m->earliest_deadline = HUGE_VAL;
   m->ready.by_seq = 1;
   m->rng = (unsigned long long)(size_t)m ^ (unsigned long long)(lc_now() * 1e9) ^ 0x9E3779B97F4A7C15ULL;
   if (m->rng == 0) m->rng = 1;
-  curl_multi_setopt(m->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
-  curl_multi_setopt(m->m, CURLMOPT_MAXCONNECTS, (long)concurrency);
-  curl_multi_setopt(m->m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(m->m, CURLMOPT_SOCKETFUNCTION, lc_multi_on_socket);
-  curl_multi_setopt(m->m, CURLMOPT_SOCKETDATA, (void *)m);
   return m;
 }
 

@@ -37,6 +37,8 @@ struct lc_request {
   lc_buf url;                  /* the whole URL, built at creation; freed in lc_request_release */
   struct curl_slist *headers;  /* the client's list, or own_headers: freed in lc_request_release */
   int own_headers;
+  int unbuilt;                 /* its headers could not be built (libcurl out of memory): it fails at
+                                  its start, unsent, as nil, err (spec/oom/driver.lua, mode curl) */
   const lc_config *cfg;
   int client_ref;              /* keeps cfg alive; unref in lc_request_release */
   lc_transfer *t;              /* lent by the multi while running */
@@ -83,6 +85,16 @@ static double lc_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps s seconds (nothing when s is not > 0, NaN included; at most 31 years), through signals. */
+static void lc_sleep(double s) {
+  struct timespec ts;
+  if (!(s > 0)) return;
+  if (s > 1e9) s = 1e9; /* time_t-safe */
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 static double lc_multi_random(lc_multi *m) {

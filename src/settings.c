@@ -184,10 +184,12 @@ static int lc_headers_append(struct curl_slist **list, lc_buf *line, const char 
   return 0;
 }
 
-/* A new list: base's lines whose names the table at idx does not set, then the table's. The
-   caller frees it with lc_slist_free_wiped. The table was checked already; walking it with
-   lua_next allocates nothing, so nothing raises before the list is returned or freed. */
-static struct curl_slist *lc_headers_merge(lua_State *L, const struct curl_slist *base, int idx) {
+/* A new list in *merged: base's lines whose names the table at idx does not set, then the table's.
+   The caller frees it with lc_slist_free_wiped. The table was checked already; walking it with
+   lua_next allocates nothing, so nothing raises. Returns -1, with nothing left allocated, when
+   libcurl or malloc ran out of memory: the caller decides whether that raises (new) or fails
+   the call (spec/oom: libcurl's allocations failing are nil, err). */
+static int lc_headers_merge(lua_State *L, const struct curl_slist *base, int idx, struct curl_slist **merged) {
   struct curl_slist *out = NULL, *tmp;
   const struct curl_slist *p;
   lc_buf line = {NULL, 0, 0};
@@ -214,12 +216,13 @@ static struct curl_slist *lc_headers_merge(lua_State *L, const struct curl_slist
     lua_pop(L, 1);
   }
   lc_buf_free(&line);
-  return out;
+  *merged = out;
+  return 0;
 oom:
   lc_buf_free(&line);
   lc_slist_free_wiped(out);
-  luaL_error(L, "llamacloud: out of memory");
-  return NULL;
+  *merged = NULL;
+  return -1;
 }
 
 /* Authorization, Accept and User-Agent, built in C only (see lc_headers_append): the key never
@@ -471,12 +474,13 @@ static void lc_config_fill(lua_State *L, lc_config *cfg, const lc_settings *s) {
   cfg->project_id = lc_strdup(L, s->project);
   cfg->headers = lc_default_headers(L, s->api_key);
   if (s->env_headers_idx) {
-    merged = lc_headers_merge(L, cfg->headers, s->env_headers_idx);
+    if (lc_headers_merge(L, cfg->headers, s->env_headers_idx, &merged) != 0)
+      luaL_error(L, "llamacloud: out of memory");
     lc_slist_free_wiped(cfg->headers); /* the replaced list holds the key too */
     cfg->headers = merged;
   }
   if (s->headers_idx) {
-    merged = lc_headers_merge(L, cfg->headers, s->headers_idx);
+    if (lc_headers_merge(L, cfg->headers, s->headers_idx, &merged) != 0) luaL_error(L, "llamacloud: out of memory");
     lc_slist_free_wiped(cfg->headers);
     cfg->headers = merged;
   }

@@ -55,6 +55,7 @@ function M.scenario()
       ["bat-big"] = { steps = { { body = (M.big()) } } },
     },
     any = { steps = { { status = 503, headers = { ["retry-after-ms"] = "1" } }, "RUNNING", "COMPLETED" } },
+    directories = { ["dir-oom"] = { count = 2 } }, -- the driver's create
   }
 end
 
