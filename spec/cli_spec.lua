@@ -338,6 +338,8 @@ describe("the llamacloud command", function()
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "1e308" } },
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "1" .. string.rep("0", 400) } },
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "0x10" } },
+      { "--timeout", { "batches", "get", "bat-a", "--timeout", "9999999999" }, "at most 1e9" },
+      { "--request-timeout", { "batches", "wait", "bat-a", "--request-timeout", "9999999999" }, "at most 1e9" },
       { "--request-timeout", { "batches", "wait", "bat-a", "--request-timeout", "1" .. string.rep("0", 300) } },
       { "--interval", { "batches", "wait", "bat-a", "--interval", "-1" } },
       { "--max-retries", { "batches", "get", "bat-a", "--max-retries", "1e1" } },
@@ -347,12 +349,13 @@ describe("the llamacloud command", function()
       { "--interval", { "batches", "get", "bat-a", "--interval", "1" } },
     }
     for _, row in ipairs(FLAG_VALUES) do
-      local flag, args = row[1], row[2]
+      local flag, args, want = row[1], row[2], row[3]
       it("exits 2 naming " .. flag .. " in one line for " .. table.concat(args, " "):sub(1, 60), function()
         local code, out, err = run(args, env)
         assert.are.equal(2, code)
         assert.are.equal("", out)
         assert.matches("^llamacloud: [^\n]*" .. flag:gsub("%-", "%%-") .. "[^\n]*\n$", err)
+        if want then assert.matches(want, err, 1, true) end
         assert.is_nil(err:find("traceback", 1, true))
         assert.are.equal(0, #server:requests())
       end)
