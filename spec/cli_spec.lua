@@ -338,6 +338,8 @@ describe("the llamacloud command", function()
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "1e308" } },
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "1" .. string.rep("0", 400) } },
       { "--timeout", { "batches", "get", "bat-a", "--timeout", "0x10" } },
+      { "--timeout", { "batches", "get", "bat-a", "--timeout", "9999999999" }, "at most 1e9" },
+      { "--request-timeout", { "batches", "wait", "bat-a", "--request-timeout", "9999999999" }, "at most 1e9" },
       { "--request-timeout", { "batches", "wait", "bat-a", "--request-timeout", "1" .. string.rep("0", 300) } },
       { "--interval", { "batches", "wait", "bat-a", "--interval", "-1" } },
       { "--max-retries", { "batches", "get", "bat-a", "--max-retries", "1e1" } },
@@ -347,12 +349,13 @@ describe("the llamacloud command", function()
       { "--interval", { "batches", "get", "bat-a", "--interval", "1" } },
     }
     for _, row in ipairs(FLAG_VALUES) do
-      local flag, args = row[1], row[2]
+      local flag, args, want = row[1], row[2], row[3]
       it("exits 2 naming " .. flag .. " in one line for " .. table.concat(args, " "):sub(1, 60), function()
         local code, out, err = run(args, env)
         assert.are.equal(2, code)
         assert.are.equal("", out)
         assert.matches("^llamacloud: [^\n]*" .. flag:gsub("%-", "%%-") .. "[^\n]*\n$", err)
+        if want then assert.matches(want, err, 1, true) end
         assert.is_nil(err:find("traceback", 1, true))
         assert.are.equal(0, #server:requests())
       end)
@@ -717,6 +720,51 @@ describe("the llamacloud command", function()
       c:send("POST /_fake/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
       assert.matches("^HTTP/1.1 200", c:receive("*l"))
       c:close()
+    end)
+
+    -- The README's exit-code table holds for fake-server's own flags too: a refused value is exit 2
+    -- with one line naming the flag, and a value flag never takes the next flag as its value.
+    local FAKE_FLAG_VALUES = {
+      { "--port", { "fake-server", "--port", "99999" } },
+      { "--port", { "fake-server", "--port", "0x10" } },
+      { "--port", { "fake-server", "--port" }, "needs a value" },
+      { "--port", { "fake-server", "--port", "--host", "127.0.0.1" }, "needs a value" },
+      { "--host", { "fake-server", "--host", "--port", "0" }, "needs a value" },
+      { "--host", { "fake-server", "--host", "0.0.0.0" } },
+      { "--log-limit", { "fake-server", "--log-limit", "0" } },
+      { "--log-limit", { "fake-server", "--log-limit", "--port", "0" }, "needs a value" },
+      { "--scenario", { "fake-server", "--scenario", "--port", "0" }, "needs a value" },
+      { "--bogus", { "fake-server", "--bogus" } },
+    }
+    for _, row in ipairs(FAKE_FLAG_VALUES) do
+      local flag, args, want = row[1], row[2], row[3]
+      it("exits 2 naming " .. flag .. " in one line for " .. table.concat(args, " "), function()
+        local code, out, err = run(args, env)
+        assert.are.equal(2, code)
+        assert.are.equal("", out)
+        assert.matches("^[^\n]*" .. flag:gsub("%-", "%%-") .. "[^\n]*\n$", err)
+        if want then assert.matches(want, err, 1, true) end
+        assert.is_nil(err:find("traceback", 1, true))
+      end)
+    end
+
+    it("exits 3, not 1 (FAILED or CANCELLED), when its port cannot be bound", function()
+      local taken = assert(socket.bind("127.0.0.1", 0))
+      finally(function() taken:close() end)
+      local _, port = taken:getsockname()
+      local code, out, err = run({ "fake-server", "--port", tostring(port) }, env)
+      assert.are.equal(3, code)
+      assert.are.equal("", out)
+      assert.matches("^[^\n]*cannot listen on 127%.0%.0%.1:" .. port .. "[^\n]*\n$", err)
+    end)
+
+    it("exits 3 when its --help cannot be written", function()
+      local err = os.tmpname()
+      local code = shell(child.cli_command({ "fake-server", "--help" }, env) .. " >/dev/full 2>" .. err)
+      local text = util.read_file(err) or ""
+      os.remove(err)
+      assert.are.equal(3, code)
+      assert.matches("^[^\n]*cannot write to standard output: [^\n]+\n$", text)
     end)
   end)
 end)

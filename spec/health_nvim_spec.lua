@@ -142,10 +142,19 @@ describe("nvim :checkhealth llamacloud", function()
     local text = health_lines(out)
     assert.truthy(text:find("ERROR: require('llamacloud.core') failed: module 'llamacloud.core' not found", 1, true), out)
     assert.truthy(text:find("make nvim", 1, true), out)
+    -- the packages the README's Neovim section names, libssl-dev for webhooks.verify included
+    assert.truthy(text:find("libcurl4-openssl-dev libssl-dev libluajit-5.1-dev", 1, true), out)
   end)
 end)
 
 describe("nvim :help llamacloud", function()
+  it("names the Debian packages `make nvim` needs as the README does", function()
+    local want = "libcurl4-openssl-dev libssl-dev libluajit-5.1-dev"
+    assert.truthy(util.read_file(ROOT .. "/README.md"):find("`" .. want .. "`", 1, true))
+    local doc = util.read_file(ROOT .. "/doc/llamacloud.txt"):gsub("%s+", " ")
+    assert.truthy(doc:find(want, 1, true), "doc/llamacloud.txt's install section")
+  end)
+
   it("has a tag for every function in types/, and :help finds each after :helptags", function()
     local classes = luacats.parse(ROOT .. "/types")
     local tags = {}

@@ -323,6 +323,8 @@ describe("llamacloud.new", function()
       { "a negative timeout", { timeout = -1 }, "option 'timeout'" },
       { "a zero timeout", { timeout = 0 }, "option 'timeout'" },
       { "a timeout that is not a number", { timeout = "60" }, "option 'timeout'" },
+      -- a timeout past the bound is positive: the message must say what is wrong with it
+      { "a timeout past 1e9 s", { timeout = 2e9 }, "option 'timeout' must be a positive number of seconds, at most 1e9" },
       { "a fractional max_retries", { max_retries = 0.5 }, "option 'max_retries'" },
       { "a negative max_retries", { max_retries = -2 }, "option 'max_retries'" },
       { "a max_body_bytes of zero", { max_body_bytes = 0 }, "option 'max_body_bytes'" },

@@ -227,6 +227,26 @@ describe("types/", function()
     assert.are.same(sorted_keys(in_code), sorted_keys(annotated))
   end)
 
+  -- STYLE: the README gives each public function a signature line (a heading naming the call).
+  it("has a README signature line for every function of the library, a client and its tables", function()
+    local headings = {}
+    for line in util.read_file("README.md"):gmatch("[^\n]+") do
+      if line:match("^#+ ") then headings[#headings + 1] = line end
+    end
+    local text = table.concat(headings, "\n")
+    local missing = {}
+    for _, row in ipairs({ { "llamacloud", "llamacloud." }, { "llamacloud.Client", "client." },
+                           { "llamacloud.Batches", "client.batches." }, { "llamacloud.Jobs", "client.jobs." },
+                           { "llamacloud.Webhooks", "llamacloud.webhooks." } }) do
+      for name, kind in pairs(members_of(row[1])) do
+        local call = row[2] .. name .. "("
+        if kind == "function" and not text:find(call, 1, true) then missing[#missing + 1] = call end
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing, "README headings lack these calls")
+  end)
+
   it("types err.name with llamacloud.ErrorName", function()
     local block = util.read_file("types/llamacloud.lua"):match("\n%-%-%-@class llamacloud%.Error\n(.-)\n\n")
     assert.are.equal("---@field name llamacloud.ErrorName", block:match("%-%-%-@field name [^\n]*"))

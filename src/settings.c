@@ -92,7 +92,7 @@ static int lc_opt_number(lua_State *L, int idx, const char *name, const char *fn
   }
   v = lua_tonumber(L, -1);
   if (lua_type(L, -1) != LUA_TNUMBER || !(v > 0) || v > 1e9)
-    luaL_error(L, "llamacloud: %s: option '%s' must be a positive number of seconds", fn, name);
+    luaL_error(L, "llamacloud: %s: option '%s' must be a positive number of seconds, at most 1e9", fn, name);
   lua_pop(L, 1);
   *out = v;
   return 1;

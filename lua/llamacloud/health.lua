@@ -58,7 +58,8 @@ function M.check()
   if not ok then
     report.error("require('llamacloud.core') failed: " .. tostring(core):match("^[^\n]*"),
       { "Run `make nvim` in the plugin's folder (lazy.nvim: build = \"make nvim\")",
-        "It needs libcurl and LuaJIT headers: apt-get install libcurl4-openssl-dev libluajit-5.1-dev" })
+        "It needs libcurl, libcrypto (webhooks.verify) and LuaJIT headers: "
+          .. "apt-get install libcurl4-openssl-dev libssl-dev libluajit-5.1-dev" })
     return
   end
   local llamacloud = require("llamacloud")

@@ -278,7 +278,10 @@ function M.fake_server(argv)
     local a = argv[i]
     rest[#rest + 1] = a
     local path = a:match("^%-%-scenario=(.*)$")
-    if a == "--scenario" then path = argv[i + 1] end
+    -- a next word that is a flag is no value: fake-server says so itself
+    if a == "--scenario" and argv[i + 1] and (argv[i + 1]:sub(1, 1) ~= "-" or argv[i + 1] == "-") then
+      path = argv[i + 1]
+    end
     if path and path ~= "" then
       local f, err = io.open(path, "rb")
       if f then

@@ -17,7 +17,7 @@ local webhooks = require("llamacloud.fake_server.webhooks")
 
 local M = {}
 
-local find, match = string.find, string.match
+local find, match, sub = string.find, string.match, string.sub
 local num_str = json.num_str
 
 local DEFAULT_LOG_LIMIT = 10000
@@ -79,8 +79,9 @@ function M.new_server(server, sc, src, log_limit)
   return srv
 end
 
+-- One line naming the flag, exit 2: the command line's usage errors (README, exit codes).
 local function usage_error(msg)
-  io.stderr:write("fake-server: ", msg, "\nTry 'llamacloud fake-server --help'.\n")
+  io.stderr:write("fake-server: ", msg, " (try 'llamacloud fake-server --help')\n")
   return 2
 end
 
@@ -92,39 +93,49 @@ function M.main(argv)
     local a = tostring(argv[i])
     local name, inline = match(a, "^(%-%-[%w-]+)=(.*)$")
     name = name or a
+    -- The flag's value, or nil: a flag never takes the next flag as its value (write --flag=-x).
     local function value()
       if inline then return inline end
+      local nxt = argv[i + 1]
+      if nxt == nil or (sub(tostring(nxt), 1, 1) == "-" and nxt ~= "-") then return nil end
       i = i + 1
-      return argv[i]
+      return tostring(nxt)
+    end
+    local known = name == "--port" or name == "--host" or name == "--log-limit" or name == "--scenario"
+    local v = known and value()
+    if known and v == nil then
+      local nxt = argv[i + 1]
+      return usage_error(name .. " needs a value" .. (nxt and (" (got the option '" .. tostring(nxt)
+        .. "'; write " .. name .. "=VALUE for a value starting with '-')") or ""))
     end
     if a == "-h" or a == "--help" then
-      io.stdout:write(M.USAGE)
-      io.stdout:flush()
+      -- a failed write or flush says why; a stand-in stdout (fake_server_spec) may return nothing
+      local ok, err = io.stdout:write(M.USAGE)
+      if ok or not err then ok, err = io.stdout:flush() end
+      if not ok and err then
+        io.stderr:write("fake-server: cannot write to standard output: ", tostring(err), "\n")
+        return 3
+      end
       return 0
     elseif name == "--port" then
-      local v = value()
-      local n = type(v) == "string" and match(v, "^%d+$") and tonumber(v)
+      local n = match(v, "^%d+$") and tonumber(v)
       if not n or n > 65535 then
-        return usage_error("--port wants a number from 0 to 65535, got " .. tostring(v))
+        return usage_error("--port wants a number from 0 to 65535 (got '" .. v .. "')")
       end
       port = n
     elseif name == "--host" then
-      local v = value()
-      if type(v) ~= "string" or not is_loopback(v) then
-        return usage_error("--host must be a loopback address (127.0.0.1, localhost, ::1), got "
-          .. tostring(v))
+      if not is_loopback(v) then
+        return usage_error("--host must be a loopback address (127.0.0.1, localhost, ::1) (got '" .. v .. "')")
       end
       host = v
     elseif name == "--log-limit" then
-      local v = value()
-      local n = type(v) == "string" and match(v, "^%d+$") and tonumber(v)
+      local n = match(v, "^%d+$") and tonumber(v)
       if not n or n < 1 then
-        return usage_error("--log-limit wants a whole number >= 1, got " .. tostring(v))
+        return usage_error("--log-limit wants a whole number >= 1 (got '" .. v .. "')")
       end
       log_limit = n
     elseif name == "--scenario" then
-      local v = value()
-      if type(v) ~= "string" or v == "" then return usage_error("--scenario wants a file") end
+      if v == "" then return usage_error("--scenario wants a file") end
       scenario_path = v
     else
       return usage_error("unknown argument '" .. a .. "'")
@@ -146,9 +157,10 @@ function M.main(argv)
   if host == "[::1]" then bind_host = "::1" end
   local server, err = socket.bind(bind_host, port, 1024)
   if not server then
+    -- 3 as for a network error: the command line keeps 1 for FAILED and CANCELLED.
     io.stderr:write("fake-server: cannot listen on ", host, ":", num_str(port), ": ",
       tostring(err), "\n")
-    return 1
+    return 3
   end
   server:settimeout(0)
   local ip, bound = server:getsockname()
