@@ -37,7 +37,7 @@ Commands:
   batches cancel ID              cancel a batch
   batches files ID               wait for a batch and each file's job; print the report
   jobs get TYPE ID               print a parse_v2 or extract_v2 job (--expand markdown)
-  fake-server [--port N] [--host H] [--scenario FILE]
+  fake-server [--port N] [--host H] [--scenario FILE] [--log-limit N]
                                  serve a local fake LlamaCloud on 127.0.0.1
   completion bash|zsh|fish       print a shell completion script
   help                           this text (also: llamacloud COMMAND --help)
