@@ -70,7 +70,7 @@ if [ -z "$plan" ]; then
   for c in $gc51; do plan="$plan 5.1:gc:$c"; done
   for c in $SMALL $big51; do plan="$plan 5.1:lua:$c"; done
   for c in $SMALL $big54; do plan="$plan 5.4:lua:$c"; done
-  for c in get create get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
+  for c in new get create get_many wait wait_many $curlbig; do plan="$plan 5.4:curl:$c"; done
   for c in $SMALL get_index; do plan="$plan jit:gc:$c"; done
   if [ "${OOM_FULL:-}" = 1 ]; then for c in $SMALL; do plan="$plan 5.4:lua1:$c"; done; fi
 fi

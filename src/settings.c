@@ -305,29 +305,47 @@ static int lc_is_loopback(const char *host) {
 
 enum lc_url_verdict { LC_URL_OK, LC_URL_BAD, LC_URL_SCHEME, LC_URL_CLEAR, LC_URL_EXTRA, LC_URL_USER, LC_URL_OOM };
 
+/* Whether u has part a or part b: 1, 0, or -1 when libcurl ran out of memory finding out (a check
+   that cannot be made is not passed: spec/oom/driver.lua, "new"). */
+static int lc_url_has_either(CURLU *u, CURLUPart a, CURLUPart b) {
+  CURLUPart parts[2];
+  int i;
+  parts[0] = a;
+  parts[1] = b;
+  for (i = 0; i < 2; i++) {
+    char *s = NULL;
+    CURLUcode rc = curl_url_get(u, parts[i], &s, 0);
+    curl_free(s);
+    if (rc == CURLUE_OK) return 1;
+    if (rc == CURLUE_OUT_OF_MEMORY) return -1;
+  }
+  return 0;
+}
+
 /* Judges a base URL in C only: libcurl's strings are freed before the caller builds any Lua
-   value, so a raise cannot leak them. host (for the message) is copied into hostbuf. */
+   value, so a raise cannot leak them. host (for the message) is copied into hostbuf. libcurl
+   running out of memory is LC_URL_OOM, never a verdict on the URL. */
 static enum lc_url_verdict lc_base_url_judge(const char *url, int allow_insecure, char *hostbuf, size_t hostlen) {
   CURLU *u = curl_url();
-  char *scheme = NULL, *host = NULL, *extra = NULL;
+  char *scheme = NULL, *host = NULL;
+  CURLUcode rc;
   enum lc_url_verdict v = LC_URL_OK;
+  int has;
   hostbuf[0] = '\0';
   if (u == NULL) return LC_URL_OOM;
-  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-    v = LC_URL_BAD;
+  if ((rc = curl_url_set(u, CURLUPART_URL, url, 0)) != CURLUE_OK ||
+      (rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0)) != CURLUE_OK ||
+      (rc = curl_url_get(u, CURLUPART_HOST, &host, 0)) != CURLUE_OK)
+    v = rc == CURLUE_OUT_OF_MEMORY ? LC_URL_OOM : LC_URL_BAD;
   else if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)
     v = LC_URL_SCHEME;
   else if (strcmp(scheme, "http") == 0 && !allow_insecure && !lc_is_loopback(host))
     v = LC_URL_CLEAR;
-  else if (curl_url_get(u, CURLUPART_USER, &extra, 0) == CURLUE_OK ||
-           curl_url_get(u, CURLUPART_PASSWORD, &extra, 0) == CURLUE_OK)
-    v = LC_URL_USER;
-  else if (curl_url_get(u, CURLUPART_QUERY, &extra, 0) == CURLUE_OK ||
-           curl_url_get(u, CURLUPART_FRAGMENT, &extra, 0) == CURLUE_OK)
-    v = LC_URL_EXTRA;
+  else if ((has = lc_url_has_either(u, CURLUPART_USER, CURLUPART_PASSWORD)) != 0)
+    v = has < 0 ? LC_URL_OOM : LC_URL_USER;
+  else if ((has = lc_url_has_either(u, CURLUPART_QUERY, CURLUPART_FRAGMENT)) != 0)
+    v = has < 0 ? LC_URL_OOM : LC_URL_EXTRA;
   if (host) snprintf(hostbuf, hostlen, "%s", host);
-  curl_free(extra);
   curl_free(scheme);
   curl_free(host);
   curl_url_cleanup(u);
