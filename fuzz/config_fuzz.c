@@ -51,7 +51,7 @@ static int fuzz_env_headers(lua_State *L) {
     lua_pop(L, 1);
   }
   base_list = lc_default_headers(L, FUZZ_KEY);
-  merged_list = lc_headers_merge(L, base_list, 1);
+  if (lc_headers_merge(L, base_list, 1, &merged_list) != 0) luaL_error(L, "llamacloud: out of memory");
   /* Every line is "Name: value"; a default line stays only when no variable line names it. */
   for (p = merged_list; p != NULL; p = p->next) {
     const char *colon = strchr(p->data, ':');
