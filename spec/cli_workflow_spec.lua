@@ -3,7 +3,6 @@
 local fake = require("spec.support.fake")
 local child = require("spec.support.child")
 local util = require("spec.support.util")
-local socket = require("socket")
 local cjson = require("cjson").new()
 
 local KEY = "sk-cli-workflow-secret"
@@ -424,25 +423,11 @@ describe("the workflow commands", function()
 
     it("exits 130 without a trace when interrupted while a job request is in flight", function()
       local id = create("dir-hang")
-      local dir = os.tmpname()
-      os.remove(dir)
-      assert.are.equal(0, (shell("mkdir " .. dir)))
-      local script = child.cli_command({ "batches", "files", id, "--interval", "0.05" }, env) .. " >" .. dir
-        .. "/out 2>" .. dir .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >" .. dir .. "/rc"
-      util.spawn("sh -c " .. util.quote(script), dir .. "/log")
-      finally(function() os.execute("rm -rf " .. dir) end)
-      local pid = util.wait_for(dir .. "/pid", "^(%d+)\n", nil, 10)
-      assert.is_string(pid)
-      for _ = 1, 1000 do
-        if #requests("GET", "/api/v2/parse/") > 0 then break end
-        socket.sleep(0.01)
-      end
+      local rc, out, err = child.cli_interrupted({ "batches", "files", id, "--interval", "0.05" }, env,
+        function() return #requests("GET", "/api/v2/parse/") > 0 end)
       assert.are.equal(1, #requests("GET", "/api/v2/parse/"))
-      os.execute("kill -INT " .. pid)
-      local rc = util.wait_for(dir .. "/rc", "^(%d+)\n", nil, 20)
       assert.are.equal("130", rc)
-      assert.are.equal("", util.read_file(dir .. "/out"))
-      local err = util.read_file(dir .. "/err") or ""
+      assert.are.equal("", out)
       assert.is_nil(err:find("traceback", 1, true), err)
       assert.is_nil(err:find("interrupted", 1, true), err)
     end)

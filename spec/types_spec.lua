@@ -94,10 +94,9 @@ end
 -- Whether a call rejects opts = { [key] = PROBE } as an unknown key (any other error, or none, means the
 -- key is accepted). Every row's call fails fast: a closed port, no retries, a tiny wait timeout.
 local probes, peak_fds = 0, 0
-local open_fds
 local function rejects(call, key)
   probes = probes + 1
-  if probes % 256 == 0 then peak_fds = math.max(peak_fds, open_fds()) end
+  if probes % 256 == 0 then peak_fds = math.max(peak_fds, (util.open_fds())) end
   local ok, err = pcall(call, key)
   return not ok and tostring(err):find("unknown option '" .. key .. "'", 1, true) ~= nil
       or not ok and tostring(err):find("unknown setting '" .. key .. "'", 1, true) ~= nil
@@ -141,21 +140,9 @@ local OPTIONS = {
   { "llamacloud.CoroutineSettings", function(key) return require("llamacloud.host.coroutine").host(with(key)) end },
 }
 
--- Descriptors this process holds (Linux).
-function open_fds()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("*a"):match("^(%d+)")
-  f:close()
-  local p = assert(io.popen("ls /proc/" .. pid .. "/fd"))
-  local n = 0
-  for _ in p:lines() do n = n + 1 end
-  p:close()
-  return n
-end
-
 describe("types/", function()
   local words = candidate_words()
-  local fds_before = open_fds()
+  local fds_before = (util.open_fds())
 
   it("are Lua files that load, each returning its module's table", function()
     for _, path in ipairs(lines_of("find types -name '*.lua' | sort")) do

@@ -59,6 +59,33 @@ function M.cli_command(args, env)
   return M.command(env, argv)
 end
 
+-- Runs the llamacloud command (args, env as cli_command) in the background and interrupts it (SIGINT)
+-- once in_flight() is true, polled every 10 ms for up to 10 s. Returns its exit code (a string) and what
+-- it printed on stdout and stderr.
+function M.cli_interrupted(args, env, in_flight)
+  local socket = require("socket")
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local script = M.cli_command(args, env) .. " >" .. dir .. "/out 2>" .. dir
+    .. "/err & echo $! >" .. dir .. "/pid; wait $!; echo $? >" .. dir .. "/rc"
+  util.spawn("sh -c " .. util.quote(script), dir .. "/log")
+  local pid = util.wait_for(dir .. "/pid", "^(%d+)\n", nil, 10)
+  if not pid then
+    os.execute("rm -rf " .. dir)
+    error("the command did not start", 2)
+  end
+  for _ = 1, 1000 do
+    if in_flight() then break end
+    socket.sleep(0.01)
+  end
+  os.execute("kill -INT " .. pid)
+  local rc = util.wait_for(dir .. "/rc", "^(%d+)\n", nil, 20)
+  local out, err = util.read_file(dir .. "/out"), util.read_file(dir .. "/err") or ""
+  os.execute("rm -rf " .. dir)
+  return rc, out, err
+end
+
 -- Runs a shell command line: exit code and what it printed on stdout (stderr: where cmd sends it).
 function M.shell(cmd)
   local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
