@@ -46,6 +46,13 @@ local function median(t)
   return (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
+-- The median over rounds of the library's time over the floor's time in the same round (floor(r)).
+local function median_ratio(lib, floor)
+  local per_round = {}
+  for r = 1, #lib.runs do per_round[r] = lib.runs[r] / floor(r) end
+  return median(per_round)
+end
+
 -- Each round runs every program of a workload once, floors and library back to back, so that
 -- load from elsewhere on the machine falls on all of them alike. Each figure is the median
 -- over the rounds, each ratio the median of the rounds' ratios (which cancels drift between
@@ -91,9 +98,7 @@ local function per_call(name, id, file, calls, target, expand, rss_target)
   local f, d, l = got.fetch, got.decode, got.lib
   local fm, dm, lm = f.median, d.median, l.median
   local floor = fm + dm
-  local per_round = {}
-  for r = 1, #l.runs do per_round[r] = l.runs[r] / (f.runs[r] + d.runs[r]) end
-  local ratio = median(per_round)
+  local ratio = median_ratio(l, function(r) return f.runs[r] + d.runs[r] end)
   local pass = ratio <= target
   local target_text = string.format("<= %.2fx", target)
   local rss_text = string.format("%.1f MB (decode floor %.1f MB)", l.rss_kb / 1024, d.rss_kb / 1024)
@@ -135,9 +140,7 @@ if wanted("get_many") then
   })
   local f, l = got.multi, got.lib
   local fm, lm = f.median, l.median
-  local per_round = {}
-  for r = 1, #l.runs do per_round[r] = l.runs[r] / f.runs[r] end
-  local ratio = median(per_round)
+  local ratio = median_ratio(l, function(r) return f.runs[r] end)
   local ideal = math.ceil(n / conc) * 20
   report.workloads.get_many = {
     ids = n, concurrency = conc, delay_ms = 20, library_ms = lm, multi_floor_ms = fm, ideal_ms = ideal,
@@ -160,9 +163,7 @@ if wanted("wait_files") then
     { "lib", LUA, "bench/lib_workload.lua", "files", base, n, conc, 1 },
   })
   local f, l = got.multi, got.lib
-  local per_round = {}
-  for r = 1, #l.runs do per_round[r] = l.runs[r] / f.runs[r] end
-  local ratio = median(per_round)
+  local ratio = median_ratio(l, function(r) return f.runs[r] end)
   local ideal = math.ceil(n / conc) * 20
   report.workloads.wait_files = {
     files = n, concurrency = conc, delay_ms = 20, library_ms = l.median, multi_floor_ms = f.median, ideal_ms = ideal,
@@ -190,9 +191,7 @@ if wanted("each") then
     { "lib", LUA, "bench/lib_workload.lua", "each", base, total, size, runs },
   })
   local f, d, l = got.fetch, got.decode, got.lib
-  local per_round = {}
-  for r = 1, #l.runs do per_round[r] = l.runs[r] / (pages * (f.runs[r] + d.runs[r])) end
-  local ratio = median(per_round)
+  local ratio = median_ratio(l, function(r) return pages * (f.runs[r] + d.runs[r]) end)
   local floor = pages * (f.median + d.median)
   report.workloads.each = {
     batches = total, page_size = size, pages = pages, library_ms = l.median, fetch_floor_ms_per_page = f.median,

@@ -117,11 +117,14 @@ local function print_call(client, command, flags, resource, name, first, what)
   return EXIT.OK
 end
 
+-- A batches command that takes no arguments was given some.
+local function takes_no_arguments(command, ids)
+  return usage_error("batches " .. command .. " takes no arguments (got '" .. shorten(ids[1]) .. "')",
+    "llamacloud batches " .. command .. " --help")
+end
+
 local function run_create(client, ids, flags)
-  if #ids > 0 then
-    return usage_error("batches create takes no arguments (got '" .. shorten(ids[1]) .. "')",
-      "llamacloud batches create --help")
-  end
+  if #ids > 0 then return takes_no_arguments("create", ids) end
   for _, need in ipairs({ { "--source-directory-id", "source_directory_id" }, { "--type", "type" },
                           { "--configuration-id", "configuration_id" } }) do
     if not flags[need[2]] then return usage_error("batches create needs " .. need[1], "llamacloud batches create --help") end
@@ -171,10 +174,7 @@ local function list_params(flags)
 end
 
 local function run_list(client, ids, flags)
-  if #ids > 0 then
-    return usage_error("batches list takes no arguments (got '" .. shorten(ids[1]) .. "')",
-      "llamacloud batches list --help")
-  end
+  if #ids > 0 then return takes_no_arguments("list", ids) end
   if not flags.all then return print_call(client, "list", flags, "batches", "list", list_params(flags)) end
   -- One batch per line, flushed at once: the lines of a page reach the reader as the page arrives,
   -- and a reader that has gone (head -n 3) is seen at the next line, ending the loop before the
